@@ -1,0 +1,21 @@
+"""Domain errors. The servicer maps each class to one gRPC status; nothing here knows about gRPC."""
+
+
+class DetectorError(Exception):
+    """Base class; the message is shown to the caller and must say what to change."""
+
+
+class InvalidInputError(DetectorError):
+    """The request cannot be served as given (empty text, bad id, bad option): INVALID_ARGUMENT."""
+
+
+class NotFoundError(DetectorError):
+    """An id names no indexed article: NOT_FOUND."""
+
+
+class TooLargeError(DetectorError):
+    """The input exceeds a configured limit: RESOURCE_EXHAUSTED."""
+
+
+class IncompatibleIndexError(DetectorError):
+    """The data directory was built with another model or dimension: FAILED_PRECONDITION."""
