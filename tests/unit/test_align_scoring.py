@@ -92,12 +92,12 @@ def test_moved_paragraph_is_found_out_of_order_only_on_strong_evidence() -> None
 def test_weak_same_topic_pairs_are_reported_but_not_counted() -> None:
     weak = GroupPair((0,), (0,), 0.7, 0.1, 0.5, 0.4, PairKind.WEAK, True)
     strong = GroupPair((1,), (3,), 0.9, 0.5, 1.0, 0.6, PairKind.PARAPHRASE, True)
-    scores = score_source([weak, strong], [100, 300], [50, 50, 50, 150])
+    scores = score_source([weak, strong], [100, 400], [50, 50, 50, 150])
     assert scores.counted_pairs == 1
-    assert scores.coverage_submitted == pytest.approx(0.75)
+    assert scores.coverage_submitted == pytest.approx(0.8)
     assert scores.coverage_source == pytest.approx(0.5)
     assert scores.mean_similarity == pytest.approx(0.9)
-    assert scores.score == pytest.approx(0.75 * 0.9)
+    assert scores.score == pytest.approx(0.8 * 0.9)
     assert scores.verdict is Verdict.REWRITE
 
 
