@@ -8,6 +8,7 @@ deterministic, model-free stand-in for fast tests of everything around the model
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import threading
@@ -42,7 +43,9 @@ def default_model_path() -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model loaded from a local directory, on the CPU."""
 
-    def __init__(self, model_path: str | None = None, *, batch_size: int = 32, name: str | None = None) -> None:
+    def __init__(
+        self, model_path: str | None = None, *, batch_size: int = 32, name: str | None = None
+    ) -> None:
         # Weights must never be fetched from a hub at run time: refuse before transformers tries.
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from sentence_transformers import SentenceTransformer
@@ -118,7 +121,7 @@ class HashingEmbedder:
         out = np.zeros((len(texts), self._dimension), dtype=np.float32)
         for row, text in enumerate(texts):
             words = _WORD.findall(text.lower())
-            features = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
+            features = words + [f"{a} {b}" for a, b in itertools.pairwise(words)]
             for feature in features:
                 bucket, sign = self._bucket(feature)
                 out[row, bucket] += sign

@@ -10,6 +10,7 @@ import subprocess
 import sys
 
 import pytest
+
 from conftest import seed_path
 
 pytestmark = pytest.mark.slow

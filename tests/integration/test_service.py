@@ -6,6 +6,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
 from rewrite_detector import errors
 from rewrite_detector.v1 import detector_pb2 as pb
 
@@ -83,11 +84,15 @@ def test_check_finds_the_copied_article_with_spans(start_server, hashing_embedde
 def test_streams_report_errors_per_item_and_go_on(start_server, hashing_embedder) -> None:
     client = start_server(hashing_embedder).client
     responses = list(
-        client.index_articles([{"id": "a", "text": ARTICLE_A}, {"id": "", "text": "x"}, {"id": "b", "text": ARTICLE_B}])
+        client.index_articles(
+            [{"id": "a", "text": ARTICLE_A}, {"id": "", "text": "x"}, {"id": "b", "text": ARTICLE_B}]
+        )
     )
     assert [r.error_code for r in responses] == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0], 0]
     assert "id" in responses[1].error_message
-    checks = list(client.check_stream([{"text": ARTICLE_A, "request_id": "x"}, {"text": "   ", "request_id": "y"}]))
+    checks = list(
+        client.check_stream([{"text": ARTICLE_A, "request_id": "x"}, {"text": "   ", "request_id": "y"}])
+    )
     assert [(c.request_id, c.error_code) for c in checks] == [
         ("x", 0),
         ("y", grpc.StatusCode.INVALID_ARGUMENT.value[0]),

@@ -197,9 +197,7 @@ def _grow_groups(
                     changed = True
 
 
-def align(
-    submitted: AlignSide, source: AlignSide, params: AlignmentParams | None = None
-) -> list[GroupPair]:
+def align(submitted: AlignSide, source: AlignSide, params: AlignmentParams | None = None) -> list[GroupPair]:
     """Align two articles' content paragraphs; returns groups sorted by submitted position."""
     params = params or AlignmentParams()
     n, m = len(submitted.texts), len(source.texts)

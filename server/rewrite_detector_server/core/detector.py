@@ -17,13 +17,14 @@ import numpy as np
 
 from rewrite_detector_models.embedder import Embedder
 from rewrite_detector_server.core.align import AlignmentParams, AlignSide, GroupPair, align
+from rewrite_detector_server.core.refine import RefineParams, refine_spans
 from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
 from rewrite_detector_server.core.segment import segment
 from rewrite_detector_server.core.types import (
     ArticleInput,
     ArticleRecord,
-    Paragraph,
     PairKind,
+    Paragraph,
     Segmented,
     Verdict,
 )
@@ -190,6 +191,7 @@ class Detector:
         alignment: AlignmentParams | None = None,
         verdict: VerdictParams | None = None,
         retrieval: RetrievalParams | None = None,
+        refine: RefineParams | None = None,
         limits: DetectorLimits | None = None,
         index_type: str = "flat",
     ) -> None:
@@ -198,6 +200,7 @@ class Detector:
         self.alignment = alignment or AlignmentParams()
         self.verdict_params = verdict or VerdictParams()
         self.retrieval = retrieval or RetrievalParams()
+        self.refine = refine or RefineParams()
         self.limits = limits or DetectorLimits()
         self.index_type = index_type
         self._started = time.monotonic()
@@ -337,10 +340,10 @@ class Detector:
         timer.lap("embed")
         candidates = restricted or self._retrieve(vectors)
         timer.lap("search")
-        side = _side(content, vectors)
+        prepared = _Prepared.of(text, content, vectors)
         matches = []
         for source_id in candidates:
-            match = self._match_indexed(source_id, content, side, min_similarity, published_at)
+            match = self._match_indexed(source_id, prepared, min_similarity, published_at)
             if match is not None:
                 matches.append(match)
         timer.lap("align")
@@ -367,14 +370,9 @@ class Detector:
         vectors = self._embed([*sub_content, *src_content])
         timer.lap("embed")
         match = self._build_match(
-            "",
-            "",
-            "",
-            "",
-            sub_content,
-            _side(sub_content, vectors[: len(sub_content)]),
-            src_content,
-            _side(src_content, vectors[len(sub_content) :]),
+            _SourceInfo(),
+            _Prepared.of(submitted_text, sub_content, vectors[: len(sub_content)]),
+            _Prepared.of(source_text, src_content, vectors[len(sub_content) :]),
             0.0,
             "",
         )
@@ -397,8 +395,7 @@ class Detector:
     def _match_indexed(
         self,
         source_id: str,
-        content: Sequence[Paragraph],
-        side: AlignSide,
+        submitted: _Prepared,
         min_similarity: float,
         published_at: str,
     ) -> SourceMatchResult | None:
@@ -408,62 +405,74 @@ class Detector:
         src_content, src_vectors = self.storage.content_vectors(source_id)
         if not src_content:
             return None
+        article = stored.article
         return self._build_match(
-            source_id,
-            stored.article.title,
-            stored.article.url,
-            stored.article.published_at,
-            content,
-            side,
-            src_content,
-            _side(src_content, src_vectors),
+            _SourceInfo(source_id, article.title, article.url, article.published_at),
+            submitted,
+            _Prepared.of(article.text, src_content, src_vectors),
             min_similarity,
             published_at,
         )
 
     def _build_match(
         self,
-        source_id: str,
-        title: str,
-        url: str,
-        source_published_at: str,
-        sub_content: Sequence[Paragraph],
-        sub_side: AlignSide,
-        src_content: Sequence[Paragraph],
-        src_side: AlignSide,
+        info: _SourceInfo,
+        submitted: _Prepared,
+        source: _Prepared,
         min_similarity: float,
         submitted_published_at: str,
     ) -> SourceMatchResult:
-        groups = align(sub_side, src_side, self.alignment)
+        groups = align(submitted.side, source.side, self.alignment)
         if min_similarity > 0.0:
             groups = [g for g in groups if g.similarity >= min_similarity]
-        scores = score_source(groups, sub_side.lengths, src_side.lengths, self.verdict_params)
-        pairs = tuple(_pair_result(g, sub_content, src_content) for g in groups)
+        scores = score_source(groups, submitted.side.lengths, source.side.lengths, self.verdict_params)
+        pairs = tuple(_pair_result(g, submitted, source, self.refine) for g in groups)
         return SourceMatchResult(
-            source_id=source_id,
-            title=title,
-            url=url,
-            published_at=source_published_at,
+            source_id=info.id,
+            title=info.title,
+            url=info.url,
+            published_at=info.published_at,
             scores=scores,
             pairs=pairs,
-            source_is_newer=_is_newer(source_published_at, submitted_published_at),
+            source_is_newer=_is_newer(info.published_at, submitted_published_at),
         )
 
 
-def _side(paragraphs: Sequence[Paragraph], vectors: np.ndarray) -> AlignSide:
-    return AlignSide(vectors=vectors, texts=[p.text for p in paragraphs], lengths=[len(p.text) for p in paragraphs])
+@dataclass(frozen=True, slots=True)
+class _SourceInfo:
+    id: str = ""
+    title: str = ""
+    url: str = ""
+    published_at: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """One side ready for alignment: its original text, content paragraphs and their embeddings."""
+
+    text: str
+    content: Sequence[Paragraph]
+    side: AlignSide
+
+    @classmethod
+    def of(cls, text: str, content: Sequence[Paragraph], vectors: np.ndarray) -> _Prepared:
+        side = AlignSide(
+            vectors=vectors, texts=[p.text for p in content], lengths=[len(p.text) for p in content]
+        )
+        return cls(text, content, side)
 
 
 def _pair_result(
-    group: GroupPair, sub_content: Sequence[Paragraph], src_content: Sequence[Paragraph]
+    group: GroupPair, submitted: _Prepared, source: _Prepared, refine: RefineParams
 ) -> AlignedPairResult:
-    subs = [sub_content[i] for i in group.submitted]
-    srcs = [src_content[j] for j in group.source]
+    subs = [submitted.content[i] for i in group.submitted]
+    srcs = [source.content[j] for j in group.source]
+    submitted_span, source_span = refine_spans(submitted.text, subs, source.text, srcs, refine)
     return AlignedPairResult(
         submitted_paragraphs=tuple(p.index for p in subs),
         source_paragraphs=tuple(p.index for p in srcs),
-        submitted_span=(subs[0].start, subs[-1].end),
-        source_span=(srcs[0].start, srcs[-1].end),
+        submitted_span=submitted_span,
+        source_span=source_span,
         similarity=group.similarity,
         lexical_overlap=group.lexical_overlap,
         anchor_overlap=group.anchor_overlap,

@@ -11,6 +11,7 @@ Definitions (all in [0, 1], lengths in characters of normalised content paragrap
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -72,11 +73,13 @@ def score_source(
     total_weight = sum(weights)
 
     def weighted(values: Sequence[float]) -> float:
-        return sum(v * w for v, w in zip(values, weights, strict=True)) / total_weight if total_weight else 0.0
+        return (
+            sum(v * w for v, w in zip(values, weights, strict=True)) / total_weight if total_weight else 0.0
+        )
 
     mean_similarity = weighted([p.similarity for p in counted])
     ordered = sorted(counted, key=lambda p: p.submitted[0])
-    steps = list(zip(ordered, ordered[1:], strict=False))
+    steps = list(itertools.pairwise(ordered))
     order_preservation = (
         sum(1 for a, b in steps if b.source[0] > a.source[-1] or b.source[0] > a.source[0]) / len(steps)
         if steps
