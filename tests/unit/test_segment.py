@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,16 @@ def test_hard_wrapped_text_breaks_at_short_and_indented_lines() -> None:
     assert len(seg.paragraphs) == 8
     assert seg.paragraphs[1].text.startswith("The talks are expected")
     assert (seg.paragraphs[2].text, seg.paragraphs[2].role) == ("Subheading Without Period", H)
+
+
+def test_rules_separate_and_are_not_paragraphs() -> None:
+    text = (
+        "the first block stops mid\n\n---\n\nsentence after a rule\n\n```python\ncode line\n```\n~~~ F. Kafka"
+    )
+    seg = segment(text)
+    check_invariants(seg, text)
+    # A blank line alone would have joined the two lowercase-continued blocks; a rule does not.
+    assert texts(seg) == ["the first block stops mid", "sentence after a rule", "code line", "~~~ F. Kafka"]
 
 
 def test_date_prefix_without_title_and_with_title_only() -> None:
@@ -529,3 +540,23 @@ def test_split_sentences_covers_range(text: str, data: st.DataObject) -> None:
         assert text[prev:a].strip() == ""
         prev = b
     assert text[prev:end].strip() == ""
+
+
+@pytest.mark.parametrize(
+    "unit",
+    ["**a ", "***a ", "__a ", "*a ", "_a ", "[a ", "[a](", "<http://a ", "\\", "a\n\n", "# a\n", "A. "],
+)
+def test_pathological_markup_is_linear(unit: str) -> None:
+    # Regression: a lookahead placed after the consumed character made unclosed "**" scan to the
+    # end of the text from every opener (minutes on 80 kB; > 5 s here).
+    text = unit * (20_000 // len(unit))
+    started = time.perf_counter()
+    seg = segment(text)
+    assert time.perf_counter() - started < 5.0
+    check_invariants(seg, text, 1200)
+
+
+@pytest.mark.parametrize("text", ["**  ** -- ##", "... !!! ???", "—\n\n* * *"])
+def test_paragraphs_without_letters_or_digits_are_never_content(text: str) -> None:
+    segmented = segment(text)
+    assert segmented.content_paragraphs == ()

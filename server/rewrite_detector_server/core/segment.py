@@ -123,7 +123,7 @@ _SENTENCE_STARTERS = _words(
     "however meanwhile moreover still then now also some many most one two three all both each "
     "no not what who why how where which"
 )
-# Initials ("J."), acronyms with inner dots ("U.S", "a.m", "Ph.D") are abbreviations too.
+# Initials ("J.") and acronyms with inner dots ("U.S", "a.m") are abbreviations too.
 _DOTTED_TOKEN = re.compile(r"(?:[A-Za-z]\.)*[A-Za-z]")
 
 
@@ -344,7 +344,14 @@ def _is_boilerplate(text: str) -> bool:
     )
 
 
+# A paragraph with no letter or digit ("** --", "...") carries no text to compare: it keeps its span
+# but is never embedded or counted.
+_HAS_WORD = re.compile(r"[^\W_]")
+
+
 def _classify(text: str, raw: str, *, is_title: bool) -> Role:
+    if not _HAS_WORD.search(text):
+        return Role.BOILERPLATE
     if is_title:
         return Role.HEADING
     stripped = raw.lstrip()
@@ -363,9 +370,11 @@ def _classify(text: str, raw: str, *, is_title: bool) -> Role:
 
 # Every line-break convention; spans keep indexing the original string whichever is used.
 _NEWLINE = re.compile(r"\r\n|[\n\r\u2028\u2029]")
-# Lines that only separate: whitespace (incl. NBSP), invisible characters, markdown rules / setext
-# underlines and code fences.
-_SEPARATOR_LINE = re.compile(r"[\s\u00ad\u200b\u2060\ufeff]*|\s*(?:(?:[-*_=]\s*){3,}|`{3,}.*|~{3,}.*)")
+# Lines that only separate: blank ones (whitespace incl. NBSP, invisible characters) and rules:
+# markdown rules / setext underlines and code fences (with at most a language tag: "~~~ F. Kafka"
+# is a signature, not a fence). A paragraph may continue across blank lines, never across a rule.
+_BLANK_LINE = re.compile(r"[\s\u00ad\u200b\u2060\ufeff]*")
+_RULE_LINE = re.compile(r"\s*(?:(?:[-*_=~]\s*){3,}|(?:`{3,}|~{3,})[\w+.#-]*\s*)")
 # Lines that start a new paragraph whatever precedes them in the block.
 _STRUCTURAL_LINE = re.compile(r"\s*(?:#{1,6}(?:\s|$)|(?:[-*+•‣▪◦·]|\d{1,3}[.)])\s+\S|\|.*\|\s*$)")
 _HEADING_LINE = re.compile(r"\s*#{1,6}(?:\s|$)")
@@ -417,17 +426,19 @@ def _starts_lowercase(raw: str) -> bool:
     return _starts_lowercase_at(s, 0, len(s))
 
 
-def _lines(text: str, begin: int) -> list[_Line | None]:
-    """Non-blank lines as `_Line`, separator lines as None, from offset `begin`."""
-    out: list[_Line | None] = []
+def _lines(text: str, begin: int) -> list[_Line | bool]:
+    """Lines from offset `begin`: text lines as `_Line`; separators as False (blank) or True (rule)."""
+    out: list[_Line | bool] = []
     pos = begin
     n = len(text)
     while pos <= n:
         m = _NEWLINE.search(text, pos)
         stop = m.start() if m else n
         raw = text[pos:stop]
-        if _SEPARATOR_LINE.fullmatch(raw):
-            out.append(None)
+        if _BLANK_LINE.fullmatch(raw):
+            out.append(False)
+        elif _RULE_LINE.fullmatch(raw):
+            out.append(True)
         else:
             lead = len(raw) - len(raw.lstrip())
             trail = len(raw.rstrip())
@@ -447,19 +458,26 @@ def _lines(text: str, begin: int) -> list[_Line | None]:
     return out
 
 
-def _blocks(lines: Sequence[_Line | None]) -> list[list[_Line]]:
+def _blocks(lines: Sequence[_Line | bool]) -> tuple[list[list[_Line]], list[bool]]:
+    """Runs of text lines, and for each whether a rule separates it from the previous run."""
     blocks: list[list[_Line]] = []
+    after_rule: list[bool] = []
     current: list[_Line] = []
+    rule = False
     for line in lines:
-        if line is None:
+        if isinstance(line, _Line):
+            if not current:
+                after_rule.append(rule)
+                rule = False
+            current.append(line)
+        else:
+            rule = rule or line
             if current:
                 blocks.append(current)
                 current = []
-        else:
-            current.append(line)
     if current:
         blocks.append(current)
-    return blocks
+    return blocks, after_rule
 
 
 @dataclass(slots=True)
@@ -609,8 +627,8 @@ def _units(text: str) -> tuple[list[list[_Line]], bool]:
     """Group lines into paragraph units; the flag says the first unit is a "date ..." title."""
     prefix = _DATE_PREFIX.match(text)
     lines = _lines(text, prefix.end() if prefix else 0)
-    has_title = prefix is not None and lines[0] is not None
-    blocks = _blocks(lines)
+    has_title = prefix is not None and isinstance(lines[0], _Line)
+    blocks, after_rule = _blocks(lines)
     layout = _layout(blocks, has_blank_lines=len(blocks) >= 2)
 
     units: list[list[_Line]] = []
@@ -623,7 +641,7 @@ def _units(text: str) -> tuple[list[list[_Line]], bool]:
                 units[-1].append(line)
         # A paragraph broken across a blank line ("... told officials\n\nfrom 10 countries ..."):
         # the previous block stops mid-sentence and this one starts in lower case.
-        if bi > 0 and first_of_block > 0 and not (has_title and first_of_block == 1):
+        if bi > 0 and not after_rule[bi] and not (has_title and first_of_block == 1):
             prev_last = units[first_of_block - 1][-1]
             head = units[first_of_block][0]
             if (
