@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from rewrite_detector_server.core.align import AlignmentParams, AlignSide, GroupPair, align
-from rewrite_detector_server.core.scoring import VerdictParams, score_source
+from rewrite_detector_server.core.evidence import Evidence
+from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 DIM = 16
@@ -17,6 +18,39 @@ def unit(*components: tuple[int, float]) -> np.ndarray:
     for axis, weight in components:
         vector[axis] = weight
     return vector / np.linalg.norm(vector)
+
+
+def offsets(lengths: list[int]) -> list[tuple[int, int]]:
+    """Spans of paragraphs laid end to end with no gap."""
+    ends = np.cumsum(lengths).tolist()
+    return [(end - length, end) for end, length in zip(ends, lengths, strict=True)]
+
+
+def score(
+    pairs: list[GroupPair],
+    sub_lengths: list[int],
+    src_lengths: list[int],
+    params: VerdictParams | None = None,
+) -> SourceScore:
+    """score_source over paragraph-level groups whose extents are their whole paragraphs."""
+    sub_spans, src_spans = offsets(sub_lengths), offsets(src_lengths)
+    evidence = [
+        Evidence(
+            submitted=p.submitted,
+            source=p.source,
+            submitted_span=(sub_spans[p.submitted[0]][0], sub_spans[p.submitted[-1]][1]),
+            source_span=(src_spans[p.source[0]][0], src_spans[p.source[-1]][1]),
+            submitted_extent=(sub_spans[p.submitted[0]][0], sub_spans[p.submitted[-1]][1]),
+            source_extent=(src_spans[p.source[0]][0], src_spans[p.source[-1]][1]),
+            similarity=p.similarity,
+            lexical_overlap=p.lexical_overlap,
+            anchor_overlap=p.anchor_overlap,
+            kind=p.kind,
+            in_order=p.in_order,
+        )
+        for p in pairs
+    ]
+    return score_source(evidence, sum(sub_lengths), sum(src_lengths), params)
 
 
 def side(vectors: list[np.ndarray], texts: list[str]) -> AlignSide:
@@ -36,7 +70,7 @@ def test_identical_articles_align_one_to_one_as_verbatim() -> None:
     pairs = align(side(vectors, TEXTS), side(vectors, TEXTS))
     assert [(p.submitted, p.source) for p in pairs] == [((i,), (i,)) for i in range(4)]
     assert all(p.kind is PairKind.VERBATIM and p.in_order for p in pairs)
-    scores = score_source(pairs, [len(t) for t in TEXTS], [len(t) for t in TEXTS])
+    scores = score(pairs, [len(t) for t in TEXTS], [len(t) for t in TEXTS])
     assert scores.verdict is Verdict.NEAR_DUPLICATE
     assert scores.coverage_submitted == pytest.approx(1.0)
     assert scores.coverage_source == pytest.approx(1.0)
@@ -48,7 +82,7 @@ def test_unrelated_paragraphs_do_not_align() -> None:
     source = side([unit((i + 8, 1.0)) for i in range(4)], [t.upper() + " x" for t in reversed(TEXTS)])
     pairs = align(submitted, source)
     assert pairs == []
-    assert score_source(pairs, [1, 1, 1, 1], [1, 1, 1, 1]).verdict is Verdict.ORIGINAL
+    assert score(pairs, [1, 1, 1, 1], [1, 1, 1, 1]).verdict is Verdict.ORIGINAL
 
 
 def test_chain_prefers_source_order_over_a_slightly_better_crossing_pair() -> None:
@@ -85,19 +119,19 @@ def test_moved_paragraph_is_found_out_of_order_only_on_strong_evidence() -> None
     pairs = align(submitted, side(vectors, TEXTS))
     assert sorted((p.submitted[0], p.source[0]) for p in pairs) == [(0, 2), (1, 0), (2, 1), (3, 3)]
     assert [p.in_order for p in pairs] == [False, True, True, True]
-    scores = score_source(pairs, [len(TEXTS[i]) for i in order], [len(t) for t in TEXTS])
+    scores = score(pairs, [len(TEXTS[i]) for i in order], [len(t) for t in TEXTS])
     assert scores.order_preservation == pytest.approx(2 / 3)
 
 
 def test_weak_same_topic_pairs_are_reported_but_not_counted() -> None:
     weak = GroupPair((0,), (0,), 0.7, 0.1, 0.5, 0.4, PairKind.WEAK, True)
     strong = GroupPair((1,), (3,), 0.9, 0.5, 1.0, 0.6, PairKind.PARAPHRASE, True)
-    scores = score_source([weak, strong], [100, 400], [50, 50, 50, 150])
+    scores = score([weak, strong], [100, 600], [50, 50, 50, 150])
     assert scores.counted_pairs == 1
-    assert scores.coverage_submitted == pytest.approx(0.8)
+    assert scores.coverage_submitted == pytest.approx(600 / 700)
     assert scores.coverage_source == pytest.approx(0.5)
     assert scores.mean_similarity == pytest.approx(0.9)
-    assert scores.score == pytest.approx(0.8 * 0.9)
+    assert scores.score == pytest.approx(600 / 700 * 0.9)
     assert scores.verdict is Verdict.REWRITE
 
 
@@ -114,7 +148,7 @@ def test_weak_same_topic_pairs_are_reported_but_not_counted() -> None:
 )
 def test_verdict_thresholds(kinds: list[PairKind], lengths: list[int], expected: Verdict) -> None:
     pairs = [GroupPair((i,), (i,), 0.9, 0.5, 0.5, 0.9, k, True) for i, k in enumerate(kinds)]
-    assert score_source(pairs, lengths, lengths, VerdictParams()).verdict is expected
+    assert score(pairs, lengths, lengths, VerdictParams()).verdict is expected
 
 
 def test_empty_sides_give_no_pairs() -> None:

@@ -1,8 +1,9 @@
 """Per-source scores and verdicts from aligned groups. Pure functions; thresholds are calibrated.
 
-Definitions (all in [0, 1], lengths in characters of normalised content paragraphs):
+Definitions (all in [0, 1]; characters are original-text characters of content paragraphs):
 - counted pair: any pair whose kind is not WEAK (weak pairs are reported, never counted);
-- coverage_submitted / coverage_source: share of each side's content characters inside counted pairs;
+- coverage_submitted / coverage_source: share of each side's content characters inside the extents of
+  counted pairs (a paragraph pair's extent is its paragraphs; a passage's is the passage);
 - verbatim_coverage: the same, counting only VERBATIM and NEAR_VERBATIM pairs, on the submitted side;
 - mean_similarity, lexical_overlap, anchor_overlap: means over counted pairs weighted by submitted chars;
 - order_preservation: share of consecutive counted pairs (in submitted order) whose source position grows;
@@ -15,7 +16,7 @@ import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from rewrite_detector_server.core.align import GroupPair
+from rewrite_detector_server.core.evidence import Evidence
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 VERBATIM_KINDS = frozenset({PairKind.VERBATIM, PairKind.NEAR_VERBATIM})
@@ -29,7 +30,7 @@ class VerdictParams:
     near_duplicate_verbatim_coverage: float = 0.8
     near_duplicate_source_coverage: float = 0.5
     # REWRITE: most of the submission is derived from this one source.
-    rewrite_coverage: float = 0.8
+    rewrite_coverage: float = 0.85
     # PARTIAL_REUSE: a material share is derived, or at least one long passage.
     partial_coverage: float = 0.15
     partial_min_chars: int = 300
@@ -49,41 +50,45 @@ class SourceScore:
     counted_pairs: int
 
 
-def _share(covered: set[int], lengths: Sequence[int]) -> float:
-    total = sum(lengths)
-    return sum(lengths[i] for i in covered) / total if total else 0.0
+def _union_length(spans: Sequence[tuple[int, int]]) -> int:
+    total, reach = 0, -1
+    for start, end in sorted(spans):
+        if end <= reach:
+            continue
+        total += end - max(start, reach)
+        reach = end
+    return total
 
 
 def score_source(
-    pairs: Sequence[GroupPair],
-    submitted_lengths: Sequence[int],
-    source_lengths: Sequence[int],
+    evidence: Sequence[Evidence],
+    submitted_total: int,
+    source_total: int,
     params: VerdictParams | None = None,
 ) -> SourceScore:
+    """Scores of one source from its aligned evidence; totals are each side's content characters."""
     params = params or VerdictParams()
-    counted = [p for p in pairs if p.kind is not PairKind.WEAK]
-    covered_sub = {i for p in counted for i in p.submitted}
-    covered_src = {j for p in counted for j in p.source}
-    verbatim_sub = {i for p in counted if p.kind in VERBATIM_KINDS for i in p.submitted}
-    coverage_submitted = _share(covered_sub, submitted_lengths)
-    coverage_source = _share(covered_src, source_lengths)
-    verbatim_coverage = _share(verbatim_sub, submitted_lengths)
+    counted = [e for e in evidence if e.counted]
+    covered_sub = _union_length([e.submitted_extent for e in counted])
+    covered_src = _union_length([e.source_extent for e in counted])
+    covered_verbatim = _union_length([e.submitted_extent for e in counted if e.kind in VERBATIM_KINDS])
+    coverage_submitted = min(1.0, covered_sub / submitted_total) if submitted_total else 0.0
+    coverage_source = min(1.0, covered_src / source_total) if source_total else 0.0
+    verbatim_coverage = min(1.0, covered_verbatim / submitted_total) if submitted_total else 0.0
 
-    weights = [sum(submitted_lengths[i] for i in p.submitted) for p in counted]
+    weights = [e.submitted_extent[1] - e.submitted_extent[0] for e in counted]
     total_weight = sum(weights)
 
     def weighted(values: Sequence[float]) -> float:
-        return (
-            sum(v * w for v, w in zip(values, weights, strict=True)) / total_weight if total_weight else 0.0
-        )
+        if not total_weight:
+            return 0.0
+        return sum(v * w for v, w in zip(values, weights, strict=True)) / total_weight
 
-    mean_similarity = weighted([p.similarity for p in counted])
-    ordered = sorted(counted, key=lambda p: p.submitted[0])
+    mean_similarity = weighted([e.similarity for e in counted])
+    ordered = sorted(counted, key=lambda e: e.submitted_extent)
     steps = list(itertools.pairwise(ordered))
     order_preservation = (
-        sum(1 for a, b in steps if b.source[0] > a.source[-1] or b.source[0] > a.source[0]) / len(steps)
-        if steps
-        else 1.0
+        sum(1 for a, b in steps if b.source_extent[0] > a.source_extent[0]) / len(steps) if steps else 1.0
     )
 
     if (
@@ -93,7 +98,7 @@ def score_source(
         verdict = Verdict.NEAR_DUPLICATE
     elif coverage_submitted >= params.rewrite_coverage:
         verdict = Verdict.REWRITE
-    elif coverage_submitted >= params.partial_coverage or total_weight >= params.partial_min_chars:
+    elif coverage_submitted >= params.partial_coverage or covered_sub >= params.partial_min_chars:
         verdict = Verdict.PARTIAL_REUSE
     else:
         verdict = Verdict.ORIGINAL
@@ -105,8 +110,8 @@ def score_source(
         coverage_source=coverage_source,
         verbatim_coverage=verbatim_coverage,
         mean_similarity=mean_similarity,
-        lexical_overlap=weighted([p.lexical_overlap for p in counted]),
-        anchor_overlap=weighted([p.anchor_overlap for p in counted]),
+        lexical_overlap=weighted([e.lexical_overlap for e in counted]),
+        anchor_overlap=weighted([e.anchor_overlap for e in counted]),
         order_preservation=order_preservation,
         counted_pairs=len(counted),
     )
