@@ -197,15 +197,32 @@ def build_evidence(
 ) -> list[Evidence]:
     evidence: list[Evidence] = []
     claimed: dict[int, list[tuple[Span, Span]]] = {k: [] for k in range(len(passages))}
-    for group in groups:
+
+    def overlapping(group: GroupPair) -> list[int]:
         sub_extent = _extent(submitted.content, group.submitted)
         src_extent = _extent(source.content, group.source)
-        inside = [
+        return [
             k
             for k, p in enumerate(passages)
             if _overlaps(p.submitted_span, sub_extent) and _overlaps(p.source_span, src_extent)
         ]
-        if group.kind is PairKind.WEAK and inside:
+
+    # A passage that several counted paragraph pairs fall into (a rewritten article, paragraph after
+    # paragraph) is reported through those pairs, which say which paragraph came from where. A passage
+    # that at most one pair touches (a copied stretch inside a long paragraph, a summary of many source
+    # paragraphs) is reported whole: cutting it to one paragraph pair would lose most of it.
+    pairs_per_passage = [0] * len(passages)
+    for group in groups:
+        if group.kind is not PairKind.WEAK:
+            for k in overlapping(group):
+                pairs_per_passage[k] += 1
+    whole = {k for k, count in enumerate(pairs_per_passage) if count <= 1}
+
+    for group in groups:
+        sub_extent = _extent(submitted.content, group.submitted)
+        src_extent = _extent(source.content, group.source)
+        inside = overlapping(group)
+        if inside and (group.kind is PairKind.WEAK or any(k in whole for k in inside)):
             continue  # the passage(s) report this reuse better
         if inside:
             # A passage can run across many paragraphs (a whole rewritten article is one passage):
@@ -241,6 +258,11 @@ def build_evidence(
     evidence = _demote_unsupported(evidence, min_run)
     counted = [e for e in evidence if e.counted]
     for k, passage in enumerate(passages):
+        if k in whole:
+            extra = _from_spans(passage.submitted_span, passage.source_span, submitted, source)
+            if extra is not None:
+                evidence.append(extra)
+            continue
         for sub_span, src_span in _remainders(passage, claimed[k], min_remainder_chars):
             if any(_overlaps(sub_span, e.submitted_span) for e in counted):
                 continue  # a counted pair with another source paragraph already reports this text

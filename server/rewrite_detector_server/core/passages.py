@@ -40,6 +40,12 @@ class PassageParams:
     seed_cosine: float = 0.33
     seed_dice: float = 0.33
     max_gap: int = 4
+    # Gap allowed between seeds on the source side; larger lets a summary's few sentences gather the
+    # long source stretch they condense.
+    source_max_gap: int = 24
+    # A passage found with the wide source gap is taken as a summary (replacing the narrow-gap passages
+    # it overlaps) when its source span is at least this many times longer than its submitted span.
+    summary_ratio: float = 5.0
     cluster_cosine: float = 0.34
     min_chars: int = 150
 
@@ -140,7 +146,7 @@ def _split_by_gap(items: list[tuple[int, int]], side: int, max_gap: int) -> list
     return groups
 
 
-def _cluster(found: list[tuple[int, int]], max_gap: int) -> list[list[tuple[int, int]]]:
+def _cluster(found: list[tuple[int, int]], max_gap: int, source_gap: int) -> list[list[tuple[int, int]]]:
     """Split seed sets at gaps on either side until every cluster is dense on both sides."""
     pending = [found]
     done = []
@@ -150,7 +156,7 @@ def _cluster(found: list[tuple[int, int]], max_gap: int) -> list[list[tuple[int,
         if len(by_left) > 1:
             pending.extend(by_left)
             continue
-        by_right = _split_by_gap(group, 1, max_gap)
+        by_right = _split_by_gap(group, 1, source_gap)
         if len(by_right) > 1:
             pending.extend(by_right)
             continue
@@ -172,14 +178,16 @@ def _extend(
     weights: dict[str, float],
     params: PassageParams,
     max_gap: int,
+    source_gap: int,
 ) -> list[Passage]:
     passages = []
-    for cluster in _cluster(found, max_gap):
+    for cluster in _cluster(found, max_gap, source_gap):
         l_first, l_last = min(s[0] for s in cluster), max(s[0] for s in cluster)
         r_first, r_last = min(s[1] for s in cluster), max(s[1] for s in cluster)
         cosine = _cosine(_merged_terms(left, l_first, l_last), _merged_terms(right, r_first, r_last), weights)
         if cosine < params.cluster_cosine and max_gap > 0 and len(cluster) > 1:
-            passages.extend(_extend(cluster, left, right, weights, params, max_gap - 1))
+            narrower = _extend(cluster, left, right, weights, params, max_gap - 1, max(0, source_gap - 1))
+            passages.extend(narrower)
             continue
         passages.append(
             Passage(
@@ -216,6 +224,19 @@ def _filter(passages: list[Passage], params: PassageParams) -> list[Passage]:
         ),
         key=lambda p: p.submitted_span,
     )
+
+
+def _length(span: tuple[int, int]) -> int:
+    return span[1] - span[0]
+
+
+def _prefer_summaries(narrow: list[Passage], wide: list[Passage], params: PassageParams) -> list[Passage]:
+    """Swap in wide-gap passages that condense a much longer source stretch (summaries)."""
+    summaries = [
+        w for w in wide if _length(w.source_span) >= params.summary_ratio * _length(w.submitted_span)
+    ]
+    kept = [n for n in narrow if not any(_overlaps(n.submitted_span, w.submitted_span) for w in summaries)]
+    return kept + summaries
 
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
@@ -288,6 +309,12 @@ def find_passages(
     found = seeds(left, right, weights, params)
     if not found:
         return []
-    extended = _extend(found, left, right, weights, params, params.max_gap)
+    extended = _extend(found, left, right, weights, params, params.max_gap, params.max_gap)
+    if params.source_max_gap > params.max_gap:
+        extended = _prefer_summaries(
+            extended,
+            _extend(found, left, right, weights, params, params.max_gap, params.source_max_gap),
+            params,
+        )
     texts = (submitted_text, source_text)
     return _filter([_tighten(p, left, right, texts) for p in extended], params)
