@@ -8,7 +8,7 @@ DATA_DIR ?= ./data
 # The local CPU wheel of torch must be installed first: a looser requirement pulls GBs of CUDA wheels.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup run serve test test-fast proto lint bench clean
+.PHONY: setup run serve test test-fast proto lint bench clean browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,14 @@ test: setup
 
 test-fast: setup
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -q -m "not slow" tests
+
+# Headless Chromium for tests/integration/test_report_browser.py (Debian package; idempotent; root or sudo).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; \
+	}
+	@chromium --version 2>/dev/null
 
 proto: setup
 	$(BIN)/python proto/generate.py client

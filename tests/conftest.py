@@ -89,3 +89,37 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerHandle]]:
             handle.stop()
         except Exception:  # already stopped by the test (restart scenarios)
             pass
+
+
+class MilvusServer:
+    """milvus-lite run as a standalone Milvus server on a fixed loopback port: reached over http:// like a
+    Milvus cluster, and stoppable/restartable (same port, same data) to stage a real outage."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = str(data_dir)
+        self.port = 0
+        self.running = False
+        self.start()
+
+    def start(self) -> None:
+        from milvus_lite.adapter.grpc.server import start_server_in_thread
+
+        self._server, self._db, self.port = start_server_in_thread(self.data_dir, port=self.port)
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self._server.stop(grace=None).wait()
+            self._db.close()
+            self.running = False
+
+    @property
+    def uri(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def milvus_server(tmp_path: Path) -> Iterator[MilvusServer]:
+    server = MilvusServer(tmp_path / "milvus-server")
+    yield server
+    server.stop()

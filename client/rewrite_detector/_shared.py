@@ -26,9 +26,18 @@ HEALTH_SERVING = 1
 
 ArticleLike = pb.Article | pb.IndexArticleRequest | Mapping[str, Any]
 CheckLike = pb.CheckRequest | Mapping[str, Any]
+# "auto" (sniff), "text", "markdown", "html" (any case), or a ``pb.TextFormat`` value.
+TextFormatLike = str | int
 
-_ARTICLE_FIELDS = frozenset({"id", "text", "title", "url", "published_at", "metadata"})
-_CHECK_FIELDS = frozenset({"text", "title", "published_at", "request_id", "options"})
+_ARTICLE_FIELDS = frozenset({"id", "text", "title", "url", "published_at", "metadata", "format"})
+_CHECK_FIELDS = frozenset({"text", "title", "published_at", "request_id", "options", "format"})
+TEXT_FORMAT_NAMES = ("auto", "text", "markdown", "html")
+_TEXT_FORMATS: dict[str, pb.TextFormat.ValueType] = {
+    "auto": pb.TEXT_FORMAT_UNSPECIFIED,
+    "text": pb.TEXT,
+    "markdown": pb.MARKDOWN,
+    "html": pb.HTML,
+}
 _OPTION_FIELDS = frozenset({"max_sources", "min_similarity", "source_ids", "include_texts"})
 
 
@@ -67,6 +76,20 @@ def call_metadata(token: str | None) -> tuple[tuple[str, str], ...] | None:
     return (("authorization", f"Bearer {token}"),)
 
 
+def tls_credentials(
+    root_certificates: bytes | None, client_certificate: bytes | None, client_key: bytes | None
+) -> grpc.ChannelCredentials | None:
+    """TLS channel credentials, or None for a plaintext channel (no TLS option given)."""
+    if (client_certificate is None) != (client_key is None):
+        raise ValueError("give client_certificate and client_key together (mutual TLS needs both)")
+    if root_certificates is None and client_certificate is None:
+        return None
+    # root_certificates=None with a client certificate: verify the server against the system roots.
+    return grpc.ssl_channel_credentials(
+        root_certificates=root_certificates, private_key=client_key, certificate_chain=client_certificate
+    )
+
+
 def validate_settings(timeout: float | None, retries: int) -> None:
     if timeout is not None and timeout <= 0:
         raise ValueError(f"timeout must be positive, got {timeout}")
@@ -91,6 +114,15 @@ def parse_health_status(data: bytes) -> int:
     return 0
 
 
+def text_format(value: TextFormatLike) -> pb.TextFormat.ValueType:
+    """The ``pb.TextFormat`` value for ``"auto"``, ``"text"``, ``"markdown"``, ``"html"`` or an enum value."""
+    if isinstance(value, str) and value.strip().lower() in _TEXT_FORMATS:
+        return _TEXT_FORMATS[value.strip().lower()]
+    if isinstance(value, int) and not isinstance(value, bool) and value in _TEXT_FORMATS.values():
+        return pb.TextFormat.ValueType(value)
+    raise ValueError(f"unknown text format {value!r}: use one of {', '.join(TEXT_FORMAT_NAMES)}")
+
+
 def _drop_none(fields: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None}
 
@@ -103,6 +135,7 @@ def make_article(
     url: str = "",
     published_at: str = "",
     metadata: Mapping[str, str] | None = None,
+    format: TextFormatLike = "auto",
 ) -> pb.Article:
     return pb.Article(
         id=id,
@@ -111,6 +144,7 @@ def make_article(
         url=url,
         published_at=published_at,
         metadata=dict(metadata or {}),
+        format=text_format(format),
     )
 
 
@@ -140,6 +174,7 @@ def make_check_request(
     include_texts: bool = False,
     published_at: str = "",
     request_id: str = "",
+    format: TextFormatLike = "auto",
 ) -> pb.CheckRequest:
     if isinstance(source_ids, str):
         raise TypeError("source_ids must be a sequence of ids, not a single string")
@@ -148,6 +183,7 @@ def make_check_request(
         title=title,
         published_at=published_at,
         request_id=request_id,
+        format=text_format(format),
         options=pb.CheckOptions(
             max_sources=max_sources,
             min_similarity=min_similarity,
@@ -160,7 +196,7 @@ def make_check_request(
 def check_request(item: CheckLike, position: int) -> pb.CheckRequest:
     """A ``CheckRequest`` from a message or a dict.
 
-    Dict keys: text, title, published_at, request_id, and the options either nested under ``options``
+    Dict keys: text, title, published_at, request_id, format, and the options either nested under ``options``
     (a dict or ``CheckOptions``) or flat (max_sources, min_similarity, source_ids, include_texts).
     An empty request_id becomes the item's position in the stream (``"0"``, ``"1"``...) so responses can
     always be matched to requests.
@@ -174,6 +210,8 @@ def check_request(item: CheckLike, position: int) -> pb.CheckRequest:
             raise ValueError(f"unknown check field(s): {', '.join(sorted(unknown))}")
         if "text" not in fields:
             raise ValueError("a check request needs 'text'")
+        if "format" in fields:
+            fields["format"] = text_format(fields["format"])
         nested = fields.pop("options", None)
         flat = {k: fields.pop(k) for k in list(fields) if k in _OPTION_FIELDS}
         if isinstance(nested, pb.CheckOptions):

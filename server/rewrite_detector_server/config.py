@@ -8,7 +8,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rewrite_detector_models.embedder import DEFAULT_EMBED_BACKEND
+
 ENV_PREFIX = "REWRITE_DETECTOR_"
+_BOOLEANS = {
+    "1": True,
+    "true": True,
+    "yes": True,
+    "on": True,
+    "0": False,
+    "false": False,
+    "no": False,
+    "off": False,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +37,40 @@ class Settings:
     max_message_bytes: int = 64 * 1024 * 1024
     shutdown_grace_seconds: float = 10.0
     log_level: str = "INFO"
+    # Save the vector index after this many changed vectors (and on shutdown); the store is always durable.
+    snapshot_every: int = 1000
+    # Auth (auth.py). No tokens = auth off, allowed only on loopback unless insecure_no_auth is set.
+    # Token values are kept out of repr() so a logged Settings never shows them.
+    tokens_file: str = ""
+    admin_token: str = field(default="", repr=False)
+    read_token: str = field(default="", repr=False)
+    insecure_no_auth: bool = False
+    # TLS: PEM files. tls_client_ca makes client certificates mandatory (mutual TLS).
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_client_ca: str = ""
+    # Vector index backend: "faiss" (in-process) or "milvus" (storage/milvus_index.py). milvus_uri: a
+    # path ending in .db runs milvus-lite embedded (empty = <data_dir>/milvus.db); http(s)://host:19530
+    # is a Milvus server or cluster, authenticated by milvus_token ("user:password" or an API key).
+    vector_backend: str = "faiss"
+    milvus_uri: str = ""
+    milvus_collection: str = "rewrite_detector"
+    milvus_token: str = field(default="", repr=False)
+    # Prometheus /metrics on this port (same host as the gRPC server); 0 = no metrics endpoint.
+    metrics_port: int = 0
+    # Embedding backend: "torch" (fp32), "onnx" (fp32) or "onnx-int8" (dynamic int8, the default: the
+    # fastest within 0.5 plagdet points, see bench/RESULTS.md). ONNX exports are made once, into
+    # <data_dir>/models/ unless model_cache_dir names another place. embed_threads: ONNX Runtime
+    # threads, 0 = all cores.
+    embed_backend: str = DEFAULT_EMBED_BACKEND
+    model_cache_dir: str = ""
+    embed_threads: int = 0
+    # Micro-batching: concurrent requests share model calls of up to embed_batch_size texts, the first
+    # waiting at most embed_batch_wait_ms for company (embed_batch_size 1 = off).
+    embed_batch_size: int = 64
+    embed_batch_wait_ms: float = 2.0
+    # LRU of submitted texts' embeddings (0 = off); saved to <data_dir>/embedding-cache.npz on shutdown.
+    embed_cache_size: int = 20_000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -48,6 +94,8 @@ def _parse(name: str, raw: str, annotation: object) -> Any:
             return int(raw)
         if kind == "float":
             return float(raw)
-    except ValueError as err:
+        if kind == "bool":
+            return _BOOLEANS[raw.strip().lower()]
+    except (ValueError, KeyError) as err:
         raise ValueError(f"{ENV_PREFIX}{name.upper()}={raw!r} is not a valid {kind}") from err
     return raw

@@ -19,3 +19,7 @@ class TooLargeError(DetectorError):
 
 class IncompatibleIndexError(DetectorError):
     """The data directory was built with another model or dimension: FAILED_PRECONDITION."""
+
+
+class IndexUnavailableError(DetectorError):
+    """The vector index backend (a Milvus server) failed or cannot be reached: UNAVAILABLE, retry later."""

@@ -13,13 +13,16 @@ from rewrite_detector.v1 import detector_pb2_grpc
 from rewrite_detector_server.core.detector import (
     AlignedPairResult,
     CheckResult,
+    CompareResult,
     Detector,
     SourceMatchResult,
 )
+from rewrite_detector_server.core.extract import ExtractedArticle, TextFormat
 from rewrite_detector_server.core.types import ArticleInput, ArticleRecord, Paragraph, Role
 from rewrite_detector_server.errors import (
     DetectorError,
     IncompatibleIndexError,
+    IndexUnavailableError,
     InvalidInputError,
     NotFoundError,
     TooLargeError,
@@ -34,9 +37,37 @@ _STATUS_BY_ERROR: list[tuple[type[DetectorError], grpc.StatusCode]] = [
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (TooLargeError, grpc.StatusCode.RESOURCE_EXHAUSTED),
     (IncompatibleIndexError, grpc.StatusCode.FAILED_PRECONDITION),
+    (IndexUnavailableError, grpc.StatusCode.UNAVAILABLE),
 ]
 
 _ROLE = {Role.BODY: pb.BODY, Role.HEADING: pb.HEADING, Role.BOILERPLATE: pb.BOILERPLATE}
+_FORMAT_TO_PB = {
+    TextFormat.AUTO: pb.TEXT_FORMAT_UNSPECIFIED,
+    TextFormat.TEXT: pb.TEXT,
+    TextFormat.MARKDOWN: pb.MARKDOWN,
+    TextFormat.HTML: pb.HTML,
+}
+_FORMAT_FROM_PB: dict[int, TextFormat] = {value: key for key, value in _FORMAT_TO_PB.items()}
+
+
+def _text_format(value: int, field_name: str) -> TextFormat:
+    try:
+        return _FORMAT_FROM_PB[value]
+    except KeyError:
+        raise InvalidInputError(
+            f"{field_name} {value} is not a TextFormat: use 0 (auto), 1 (TEXT), 2 (MARKDOWN) or 3 (HTML)"
+        ) from None
+
+
+def _extracted(extracted: ExtractedArticle | None) -> pb.ExtractedArticle | None:
+    if extracted is None:
+        return None
+    return pb.ExtractedArticle(
+        text=extracted.text,
+        title=extracted.title,
+        author=extracted.author,
+        published_at=extracted.published_at,
+    )
 
 
 def status_for(error: Exception) -> tuple[grpc.StatusCode, str]:
@@ -148,6 +179,8 @@ def check_response(result: CheckResult, request: pb.CheckRequest) -> pb.CheckRes
         paragraphs=[_paragraph(p) for p in result.submitted.paragraphs] if include_texts else [],
         model=result.model,
         timing=_timing(result.timing_ms),
+        format=_FORMAT_TO_PB[result.text_format],
+        extracted=_extracted(result.extracted),
     )
 
 
@@ -160,12 +193,14 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
     def _index(self, request: pb.IndexArticleRequest) -> pb.IndexArticleResponse:
         if not request.HasField("article"):
             raise InvalidInputError("article is missing: set IndexArticleRequest.article")
-        outcome = self._detector.index(_article_input(request.article))
+        text_format = _text_format(request.article.format, "article.format")
+        outcome = self._detector.index(_article_input(request.article), text_format)
         return pb.IndexArticleResponse(
             id=outcome.id,
             paragraph_count=outcome.paragraph_count,
             created=outcome.created,
             unchanged=outcome.unchanged,
+            format=_FORMAT_TO_PB[outcome.text_format],
         )
 
     def IndexArticle(
@@ -245,6 +280,7 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
             max_sources=options.max_sources,
             min_similarity=options.min_similarity,
             published_at=request.published_at,
+            text_format=_text_format(request.format, "format"),
         )
         return check_response(result, request)
 
@@ -268,9 +304,7 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
                 )
 
     def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
-        result = _call(
-            context, "Compare", lambda: self._detector.compare(request.submitted_text, request.source_text)
-        )
+        result = _call(context, "Compare", lambda: self._compare(request))
         include = request.include_texts
         return pb.CompareResponse(
             verdict=pb.Verdict.Value(result.match.verdict.value),
@@ -280,4 +314,16 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
             source_paragraphs=[_paragraph(p, include) for p in result.source.paragraphs],
             model=result.model,
             timing=_timing(result.timing_ms),
+            submitted_format=_FORMAT_TO_PB[result.submitted_format],
+            source_format=_FORMAT_TO_PB[result.source_format],
+            submitted_extracted=_extracted(result.submitted_extracted),
+            source_extracted=_extracted(result.source_extracted),
+        )
+
+    def _compare(self, request: pb.CompareRequest) -> CompareResult:
+        return self._detector.compare(
+            request.submitted_text,
+            request.source_text,
+            submitted_format=_text_format(request.submitted_format, "submitted_format"),
+            source_format=_text_format(request.source_format, "source_format"),
         )

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from rewrite_detector import errors
-from rewrite_detector.cli import articles, checking, serve
+from rewrite_detector.cli import articles, batch, checking, serve
 from rewrite_detector.cli._common import (
     EXIT_CODES_HELP,
     State,
@@ -87,6 +87,7 @@ app.command("serve")(serve.serve)
 app.command("index")(articles.index)
 app.command("check")(checking.check)
 app.command("compare")(checking.compare)
+app.command("batch")(batch.batch)
 app.command("get")(articles.get)
 app.command("delete")(articles.delete)
 app.command("list")(articles.list_articles)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,26 @@ class State:
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON (same as the global --json).", show_default=False)
+]
+
+
+class TextFormatChoice(str, enum.Enum):
+    """``--format`` values (the names :func:`rewrite_detector._shared.text_format` accepts)."""
+
+    AUTO = "auto"
+    TEXT = "text"
+    MARKDOWN = "markdown"
+    HTML = "html"
+
+
+FormatOption = Annotated[
+    TextFormatChoice,
+    typer.Option(
+        "--format",
+        case_sensitive=False,
+        help="How to read the text: auto sniffs HTML; html extracts the article (text, title, author, "
+        "date) from a web page first; text and markdown are read alike.",
+    ),
 ]
 
 

@@ -12,7 +12,9 @@ from rich.text import Text
 from rewrite_detector.cli import inputs, render
 from rewrite_detector.cli._common import (
     EXIT_FAILED,
+    FormatOption,
     JsonOption,
+    TextFormatChoice,
     connect,
     get_state,
     handle_errors,
@@ -36,13 +38,24 @@ def index(
     article_id: Annotated[
         str | None, typer.Option("--id", help="Article id; only with a single file or -.", show_default=False)
     ] = None,
+    published_at: Annotated[
+        str | None,
+        typer.Option(
+            "--published-at",
+            metavar="DATE",
+            help="ISO 8601 publication date (2021-10-20, 2021-10-20T12:46:00+03:00); only with a single "
+            "file or - (JSONL lines carry their own).",
+            show_default=False,
+        ),
+    ] = None,
+    text_format: FormatOption = TextFormatChoice.AUTO,
     json_output: JsonOption = False,
 ) -> None:
     """Index (upsert) articles, streamed to the server. Exits 1 if any article failed."""
     state = get_state(ctx)
     as_json = state.json or json_output
     with handle_errors(state):
-        sources = inputs.plan_index(paths, article_id)
+        sources = inputs.plan_index(paths, article_id, published_at)
     total = sum(source.count for source in sources)
     counts = {"indexed": 0, "replaced": 0, "unchanged": 0, "failed": 0}
     failures: list[tuple[str, str]] = []
@@ -58,7 +71,8 @@ def index(
     )
     with connect(ctx) as client, progress:
         task = progress.add_task("indexing", total=total)
-        for response in client.index_articles(inputs.iter_articles(sources)):
+        articles = ({**article, "format": text_format.value} for article in inputs.iter_articles(sources))
+        for response in client.index_articles(articles):
             progress.advance(task)
             counts[render.index_outcome(response)] += 1
             if response.error_code:

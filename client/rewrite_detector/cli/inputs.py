@@ -7,6 +7,7 @@ so a large corpus is never held in memory.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,6 +33,7 @@ class Source:
     article_id: str | None = None
     text: str | None = None  # stdin only: read once, during planning
     count: int = 1
+    published_at: str | None = None  # --published-at, single file or stdin only
 
 
 def read_text(path: Path) -> str:
@@ -81,11 +83,14 @@ def _file_source(path: Path, article_id: str | None = None) -> Source:
     return Source(kind="file", path=path, article_id=article_id or path.stem)
 
 
-def plan_index(names: Sequence[str], article_id: str | None = None) -> list[Source]:
+def plan_index(
+    names: Sequence[str], article_id: str | None = None, published_at: str | None = None
+) -> list[Source]:
     """Validate the ``index`` arguments and list the sources, in order.
 
-    Rules: ``--id`` only with a single (non-JSONL) file or with ``-``; ``-`` (stdin, one article) needs
-    ``--id``; two files may not map to the same id; every JSONL line is parsed and checked now.
+    Rules: ``--id`` and ``--published-at`` only with a single (non-JSONL) file or with ``-``; ``-`` (stdin,
+    one article) needs ``--id``; two files may not map to the same id; every JSONL line is parsed and
+    checked now.
     """
     if not names:
         raise InputError("nothing to index: give files, directories, JSONL files or -")
@@ -122,6 +127,14 @@ def plan_index(names: Sequence[str], article_id: str | None = None) -> list[Sour
                 )
     if sum(s.count for s in sources) == 0:
         raise InputError(f"nothing to index in {', '.join(names)} (looked for *.txt, *.md, *.html, *.jsonl)")
+    if published_at is not None:
+        single = len(names) == 1 and len(sources) == 1 and (names[0] == DASH or not Path(names[0]).is_dir())
+        if not single or sources[0].kind == "jsonl":
+            raise InputError(
+                "--published-at can only be used with a single file or - (JSONL lines carry their own "
+                "published_at)"
+            )
+        sources = [dataclasses.replace(sources[0], published_at=published_at)]
     return sources
 
 
@@ -185,9 +198,10 @@ def _jsonl_articles(path: Path) -> Iterator[dict[str, Any]]:
 def iter_articles(sources: Sequence[Source]) -> Iterator[dict[str, Any]]:
     """The articles of planned sources as dicts with Article's field names, in order."""
     for source in sources:
+        dated = {"published_at": source.published_at} if source.published_at is not None else {}
         if source.kind == "stdin":
-            yield {"id": source.article_id, "text": source.text or ""}
+            yield {"id": source.article_id, "text": source.text or "", **dated}
         elif source.kind == "jsonl" and source.path is not None:
             yield from _jsonl_articles(source.path)
         elif source.path is not None:
-            yield {"id": source.article_id, "text": read_text(source.path)}
+            yield {"id": source.article_id, "text": read_text(source.path), **dated}

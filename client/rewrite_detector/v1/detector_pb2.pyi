@@ -6,7 +6,8 @@ them, with the aligned paragraph pairs as evidence.
 
 Conventions:
 - Every character offset is a Python str index (Unicode code points) into the text exactly as the caller
-  sent it, half-open: text[start:end].
+  sent it, half-open: text[start:end]. For HTML input (TextFormat HTML) it indexes the extracted article
+  text instead, which the response carries (ExtractedArticle.text).
 - Every score, similarity, divergence and coverage is in [0, 1].
 """
 
@@ -105,6 +106,44 @@ BOILERPLATE: ParagraphRole.ValueType  # 3
 """Bylines, datelines, captions, "Related article:", "click here", bare URLs: never counted as reuse."""
 Global___ParagraphRole: _TypeAlias = ParagraphRole  # noqa: Y015
 
+class _TextFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TextFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TextFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TEXT_FORMAT_UNSPECIFIED: _TextFormat.ValueType  # 0
+    """Auto: sniff."""
+    TEXT: _TextFormat.ValueType  # 1
+    """TEXT and MARKDOWN are segmented alike (the segmenter reads plain text and markdown markup); both mean
+    "not HTML, do not extract".
+    """
+    MARKDOWN: _TextFormat.ValueType  # 2
+    HTML: _TextFormat.ValueType  # 3
+    """A web page or fragment: the article text, title, author and publication date are extracted first
+    (trafilatura); navigation, ads, footers and comments are dropped. Every span and paragraph then refers
+    to the extracted text (see ExtractedArticle.text), not to the HTML.
+    """
+
+class TextFormat(_TextFormat, metaclass=_TextFormatEnumTypeWrapper):
+    """How a text is to be read. The default (0) sniffs: input that starts with an HTML element or declares an
+    HTML document is HTML, anything else is TEXT.
+    """
+
+TEXT_FORMAT_UNSPECIFIED: TextFormat.ValueType  # 0
+"""Auto: sniff."""
+TEXT: TextFormat.ValueType  # 1
+"""TEXT and MARKDOWN are segmented alike (the segmenter reads plain text and markdown markup); both mean
+"not HTML, do not extract".
+"""
+MARKDOWN: TextFormat.ValueType  # 2
+HTML: TextFormat.ValueType  # 3
+"""A web page or fragment: the article text, title, author and publication date are extracted first
+(trafilatura); navigation, ads, footers and comments are dropped. Every span and paragraph then refers
+to the extracted text (see ExtractedArticle.text), not to the HTML.
+"""
+Global___TextFormat: _TypeAlias = TextFormat  # noqa: Y015
+
 @_typing.final
 class Span(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -157,15 +196,24 @@ class Article(_message.Message):
     URL_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
     METADATA_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     """Caller's id: 1-256 characters, no control characters."""
     text: _builtins.str
     title: _builtins.str
     url: _builtins.str
     published_at: _builtins.str
-    """ISO 8601 date or date-time, optional."""
+    """ISO 8601 date or date-time, optional ("2021-10-20", "2021-10-20T12:46:00+03:00", "...Z"); anything
+    else is INVALID_ARGUMENT.
+    """
+    format: Global___TextFormat.ValueType
+    """How to read `text`. For HTML the stored article text is the extracted text (GetArticle returns it), and
+    an empty title / published_at is filled from the page.
+    """
     @_builtins.property
-    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    def metadata(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """For HTML input the server adds "author" (when found and not given) and "source_format" = "html"."""
+
     def __init__(
         self,
         *,
@@ -175,14 +223,47 @@ class Article(_message.Message):
         url: _builtins.str = ...,
         published_at: _builtins.str = ...,
         metadata: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        format: Global___TextFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["id", b"id", "metadata", b"metadata", "published_at", b"published_at", "text", b"text", "title", b"title", "url", b"url"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "id", b"id", "metadata", b"metadata", "published_at", b"published_at", "text", b"text", "title", b"title", "url", b"url"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Article: _TypeAlias = Article  # noqa: Y015
+
+@_typing.final
+class ExtractedArticle(_message.Message):
+    """What was extracted from an HTML input."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEXT_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    AUTHOR_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    text: _builtins.str
+    """The article text (markdown); spans and paragraphs of the response refer to this text."""
+    title: _builtins.str
+    author: _builtins.str
+    published_at: _builtins.str
+    """ISO 8601 date, when the page carries one."""
+    def __init__(
+        self,
+        *,
+        text: _builtins.str = ...,
+        title: _builtins.str = ...,
+        author: _builtins.str = ...,
+        published_at: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["author", b"author", "published_at", b"published_at", "text", b"text", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtractedArticle: _TypeAlias = ExtractedArticle  # noqa: Y015
 
 @_typing.final
 class Paragraph(_message.Message):
@@ -246,6 +327,7 @@ class IndexArticleResponse(_message.Message):
     UNCHANGED_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     paragraph_count: _builtins.int
     created: _builtins.bool
@@ -255,6 +337,8 @@ class IndexArticleResponse(_message.Message):
     error_code: _builtins.int
     """Only in IndexArticles: a gRPC status code (0 = OK) and message for this article."""
     error_message: _builtins.str
+    format: Global___TextFormat.ValueType
+    """How the text was read (TEXT or HTML after sniffing, or the format given)."""
     def __init__(
         self,
         *,
@@ -264,10 +348,11 @@ class IndexArticleResponse(_message.Message):
         unchanged: _builtins.bool = ...,
         error_code: _builtins.int = ...,
         error_message: _builtins.str = ...,
+        format: Global___TextFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "error_code", b"error_code", "error_message", b"error_message", "id", b"id", "paragraph_count", b"paragraph_count", "unchanged", b"unchanged"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "error_code", b"error_code", "error_message", b"error_message", "format", b"format", "id", b"id", "paragraph_count", b"paragraph_count", "unchanged", b"unchanged"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -549,11 +634,17 @@ class CheckRequest(_message.Message):
     OPTIONS_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     text: _builtins.str
     title: _builtins.str
     request_id: _builtins.str
     """Echoed in the response; lets CheckStream callers match responses to requests."""
     published_at: _builtins.str
+    """ISO 8601 date of the submission; for HTML input an empty value is filled from the page. Sources
+    published after it are flagged (SourceMatch.source_is_newer).
+    """
+    format: Global___TextFormat.ValueType
+    """How to read `text`."""
     @_builtins.property
     def options(self) -> Global___CheckOptions: ...
     def __init__(
@@ -564,10 +655,11 @@ class CheckRequest(_message.Message):
         options: Global___CheckOptions | None = ...,
         request_id: _builtins.str = ...,
         published_at: _builtins.str = ...,
+        format: Global___TextFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["options", b"options"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["options", b"options", "published_at", b"published_at", "request_id", b"request_id", "text", b"text", "title", b"title"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["format", b"format", "options", b"options", "published_at", b"published_at", "request_id", b"request_id", "text", b"text", "title", b"title"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -670,7 +762,10 @@ class SourceMatch(_message.Message):
     """Share of consecutive aligned pairs that keep the source's order."""
     published_at: _builtins.str
     source_is_newer: _builtins.bool
-    """True when both sides carry a date and this "source" is newer than the submission."""
+    """True when both sides carry a date and this "source" was published after the submission: the
+    submission may be the original and this match its copy. Dates compare as instants when both carry a
+    time (no offset = UTC), else by calendar day.
+    """
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlignedPair]: ...
     def __init__(
@@ -743,6 +838,8 @@ class CheckResponse(_message.Message):
     TIMING_FIELD_NUMBER: _builtins.int
     ERROR_CODE_FIELD_NUMBER: _builtins.int
     ERROR_MESSAGE_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
+    EXTRACTED_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     verdict: Global___Verdict.ValueType
     score: _builtins.float
@@ -750,6 +847,8 @@ class CheckResponse(_message.Message):
     error_code: _builtins.int
     """Only in CheckStream: a gRPC status code (0 = OK) and message for this request."""
     error_message: _builtins.str
+    format: Global___TextFormat.ValueType
+    """How the submitted text was read."""
     @_builtins.property
     def matches(self) -> _containers.RepeatedCompositeFieldContainer[Global___SourceMatch]:
         """Best first."""
@@ -760,6 +859,10 @@ class CheckResponse(_message.Message):
 
     @_builtins.property
     def timing(self) -> Global___Timing: ...
+    @_builtins.property
+    def extracted(self) -> Global___ExtractedArticle:
+        """Set when the submitted text was HTML: the extracted article, which every submitted span refers to."""
+
     def __init__(
         self,
         *,
@@ -772,10 +875,12 @@ class CheckResponse(_message.Message):
         timing: Global___Timing | None = ...,
         error_code: _builtins.int = ...,
         error_message: _builtins.str = ...,
+        format: Global___TextFormat.ValueType = ...,
+        extracted: Global___ExtractedArticle | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["timing", b"timing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["extracted", b"extracted", "timing", b"timing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "matches", b"matches", "model", b"model", "paragraphs", b"paragraphs", "request_id", b"request_id", "score", b"score", "timing", b"timing", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error_code", b"error_code", "error_message", b"error_message", "extracted", b"extracted", "format", b"format", "matches", b"matches", "model", b"model", "paragraphs", b"paragraphs", "request_id", b"request_id", "score", b"score", "timing", b"timing", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -788,19 +893,25 @@ class CompareRequest(_message.Message):
     SUBMITTED_TEXT_FIELD_NUMBER: _builtins.int
     SOURCE_TEXT_FIELD_NUMBER: _builtins.int
     INCLUDE_TEXTS_FIELD_NUMBER: _builtins.int
+    SUBMITTED_FORMAT_FIELD_NUMBER: _builtins.int
+    SOURCE_FORMAT_FIELD_NUMBER: _builtins.int
     submitted_text: _builtins.str
     source_text: _builtins.str
     include_texts: _builtins.bool
+    submitted_format: Global___TextFormat.ValueType
+    source_format: Global___TextFormat.ValueType
     def __init__(
         self,
         *,
         submitted_text: _builtins.str = ...,
         source_text: _builtins.str = ...,
         include_texts: _builtins.bool = ...,
+        submitted_format: Global___TextFormat.ValueType = ...,
+        source_format: Global___TextFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_texts", b"include_texts", "source_text", b"source_text", "submitted_text", b"submitted_text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["include_texts", b"include_texts", "source_format", b"source_format", "source_text", b"source_text", "submitted_format", b"submitted_format", "submitted_text", b"submitted_text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -817,9 +928,15 @@ class CompareResponse(_message.Message):
     SOURCE_PARAGRAPHS_FIELD_NUMBER: _builtins.int
     MODEL_FIELD_NUMBER: _builtins.int
     TIMING_FIELD_NUMBER: _builtins.int
+    SUBMITTED_FORMAT_FIELD_NUMBER: _builtins.int
+    SOURCE_FORMAT_FIELD_NUMBER: _builtins.int
+    SUBMITTED_EXTRACTED_FIELD_NUMBER: _builtins.int
+    SOURCE_EXTRACTED_FIELD_NUMBER: _builtins.int
     verdict: Global___Verdict.ValueType
     score: _builtins.float
     model: _builtins.str
+    submitted_format: Global___TextFormat.ValueType
+    source_format: Global___TextFormat.ValueType
     @_builtins.property
     def match(self) -> Global___SourceMatch: ...
     @_builtins.property
@@ -828,6 +945,12 @@ class CompareResponse(_message.Message):
     def source_paragraphs(self) -> _containers.RepeatedCompositeFieldContainer[Global___Paragraph]: ...
     @_builtins.property
     def timing(self) -> Global___Timing: ...
+    @_builtins.property
+    def submitted_extracted(self) -> Global___ExtractedArticle:
+        """Set for a side that was HTML: its extracted article, which that side's spans refer to."""
+
+    @_builtins.property
+    def source_extracted(self) -> Global___ExtractedArticle: ...
     def __init__(
         self,
         *,
@@ -838,10 +961,14 @@ class CompareResponse(_message.Message):
         source_paragraphs: _abc.Iterable[Global___Paragraph] | None = ...,
         model: _builtins.str = ...,
         timing: Global___Timing | None = ...,
+        submitted_format: Global___TextFormat.ValueType = ...,
+        source_format: Global___TextFormat.ValueType = ...,
+        submitted_extracted: Global___ExtractedArticle | None = ...,
+        source_extracted: Global___ExtractedArticle | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "timing", b"timing"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "source_extracted", b"source_extracted", "submitted_extracted", b"submitted_extracted", "timing", b"timing"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "model", b"model", "score", b"score", "source_paragraphs", b"source_paragraphs", "submitted_paragraphs", b"submitted_paragraphs", "timing", b"timing", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["match", b"match", "model", b"model", "score", b"score", "source_extracted", b"source_extracted", "source_format", b"source_format", "source_paragraphs", b"source_paragraphs", "submitted_extracted", b"submitted_extracted", "submitted_format", b"submitted_format", "submitted_paragraphs", b"submitted_paragraphs", "timing", b"timing", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -6,7 +6,8 @@ them, with the aligned paragraph pairs as evidence.
 
 Conventions:
 - Every character offset is a Python str index (Unicode code points) into the text exactly as the caller
-  sent it, half-open: text[start:end].
+  sent it, half-open: text[start:end]. For HTML input (TextFormat HTML) it indexes the extracted article
+  text instead, which the response carries (ExtractedArticle.text).
 - Every score, similarity, divergence and coverage is in [0, 1].
 """
 

@@ -16,10 +16,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rewrite_detector_models.embedder import Embedder
-from rewrite_detector_server.core.align import AlignmentParams, AlignSide, GroupPair, align
-from rewrite_detector_server.core.refine import RefineParams, refine_spans
+from rewrite_detector_server.core.align import AlignmentParams, align
+from rewrite_detector_server.core.dates import is_newer, validate_published_at
+from rewrite_detector_server.core.evidence import Evidence, EvidenceSide, build_evidence
+from rewrite_detector_server.core.extract import (
+    ExtractedArticle,
+    PreparedText,
+    TextFormat,
+    prepare_text,
+    sniff_format,
+)
+from rewrite_detector_server.core.observer import DetectorObserver, NullObserver
+from rewrite_detector_server.core.passages import PassageParams, find_passages
+from rewrite_detector_server.core.refine import RefineParams
 from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
-from rewrite_detector_server.core.segment import segment
+from rewrite_detector_server.core.segment import normalize_inline, segment
 from rewrite_detector_server.core.types import (
     ArticleInput,
     ArticleRecord,
@@ -47,6 +58,16 @@ class DetectorLimits:
     default_max_sources: int = 5
     max_page_size: int = 1000
     default_page_size: int = 100
+    # Alignment is O(n * m) in time and memory over the content paragraphs of the two sides: 2M pairs
+    # (about 1400 x 1400) take a few seconds and ~100 MB; two 20k-paragraph texts would take minutes
+    # and >10 GB. News articles are far below it (the largest PAN-13 pair is ~250k).
+    max_alignment_pairs: int = 2_000_000
+
+    @property
+    def max_html_bytes(self) -> int:
+        # A saved page is mostly markup, scripts and boilerplate that extraction drops; the text limit
+        # still applies to the extracted article.
+        return 8 * self.max_text_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +125,9 @@ class CheckResult:
     submitted: Segmented
     model: str
     timing_ms: dict[str, float] = field(default_factory=dict)
+    # How the submitted text was read; `extracted` is set for HTML (and `submitted.text` is its text).
+    text_format: TextFormat = TextFormat.TEXT
+    extracted: ExtractedArticle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +137,10 @@ class CompareResult:
     source: Segmented
     model: str
     timing_ms: dict[str, float] = field(default_factory=dict)
+    submitted_format: TextFormat = TextFormat.TEXT
+    source_format: TextFormat = TextFormat.TEXT
+    submitted_extracted: ExtractedArticle | None = None
+    source_extracted: ExtractedArticle | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +149,7 @@ class IndexOutcome:
     paragraph_count: int
     created: bool
     unchanged: bool
+    text_format: TextFormat = TextFormat.TEXT
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +221,10 @@ class Detector:
         verdict: VerdictParams | None = None,
         retrieval: RetrievalParams | None = None,
         refine: RefineParams | None = None,
+        passages: PassageParams | None = None,
         limits: DetectorLimits | None = None,
         index_type: str = "flat",
+        observer: DetectorObserver | None = None,
     ) -> None:
         self.embedder = embedder
         self.storage = storage
@@ -201,14 +232,31 @@ class Detector:
         self.verdict_params = verdict or VerdictParams()
         self.retrieval = retrieval or RetrievalParams()
         self.refine = refine or RefineParams()
+        self.passages = passages or PassageParams()
         self.limits = limits or DetectorLimits()
         self.index_type = index_type
+        # Replaceable after construction: the server wires its metrics in when it starts.
+        self.observer: DetectorObserver = observer or NullObserver()
         self._started = time.monotonic()
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self._started
 
     # -- input handling -------------------------------------------------------------------------------
+
+    def _prepare(self, text: str, text_format: TextFormat, what: str) -> PreparedText:
+        """Resolve the format (sniffing AUTO) and extract the article from HTML, before segmentation."""
+        if not text or not text.strip():
+            raise InvalidInputError(f"{what} is empty or whitespace only: send the article's text")
+        resolved = sniff_format(text) if text_format is TextFormat.AUTO else text_format
+        if resolved is TextFormat.HTML:
+            size = len(text.encode("utf-8", "surrogatepass"))
+            if size > self.limits.max_html_bytes:
+                raise TooLargeError(
+                    f"{what} is {size} bytes; the limit for HTML is {self.limits.max_html_bytes} bytes: "
+                    "send the article's text or raise the server's max text size"
+                )
+        return prepare_text(text, resolved, what)
 
     def _segment(self, text: str, what: str) -> Segmented:
         if not text or not text.strip():
@@ -239,6 +287,10 @@ class Detector:
         hashes = [text_hash(t) for t in texts]
         cached = self.storage.cached_embeddings(hashes)
         missing = sorted({t for t, h in zip(texts, hashes, strict=True) if h not in cached})
+        hits = sum(h in cached for h in hashes)
+        self.observer.on_embedding_cache(hits, len(hashes) - hits)
+        if missing:
+            self.observer.on_embed_batch(len(missing))
         fresh = dict(zip(missing, self.embedder.embed_batch(missing), strict=True)) if missing else {}
         out = np.empty((len(texts), self.embedder.dimension), dtype=np.float32)
         for row, (t, h) in enumerate(zip(texts, hashes, strict=True)):
@@ -247,22 +299,39 @@ class Detector:
 
     # -- writes ---------------------------------------------------------------------------------------
 
-    def index(self, article: ArticleInput) -> IndexOutcome:
+    def index(self, article: ArticleInput, text_format: TextFormat = TextFormat.AUTO) -> IndexOutcome:
+        """Upsert one article. HTML is stored as its extracted article text (with the page's title, date
+        and author filling what the caller left empty): stored spans and paragraphs must index the stored
+        text, and the page around the article (markup, ads, navigation) is not worth keeping."""
         validate_id(article.id)
-        segmented = self._segment(article.text, f"article {article.id!r}")
-        title = article.title or segmented.title
+        what = f"article {article.id!r}"
+        validate_published_at(article.published_at, f"{what}: published_at")
+        prepared = self._prepare(article.text, text_format, what)
+        segmented = self._segment(prepared.text, what)
+        extracted = prepared.extracted
+        metadata = dict(article.metadata)
+        if extracted is not None:
+            metadata["source_format"] = TextFormat.HTML.value
+            if extracted.author:
+                metadata.setdefault("author", extracted.author)
         stored = ArticleInput(
             id=article.id,
-            text=article.text,
-            title=title,
+            text=prepared.text,
+            title=article.title or (extracted.title if extracted else "") or segmented.title,
             url=article.url,
-            published_at=article.published_at,
-            metadata=dict(article.metadata),
+            published_at=article.published_at or _valid_date(extracted),
+            metadata=metadata,
         )
         content_hash = _content_hash(stored)
         existing = self.storage.get(article.id)
         if existing is not None and existing.record.content_hash == content_hash:
-            return IndexOutcome(article.id, existing.record.paragraph_count, created=False, unchanged=True)
+            return IndexOutcome(
+                article.id,
+                existing.record.paragraph_count,
+                created=False,
+                unchanged=True,
+                text_format=prepared.text_format,
+            )
         vectors = self._embed(segmented.content_paragraphs)
         outcome = self.storage.upsert(stored, content_hash, segmented.paragraphs, vectors)
         return IndexOutcome(
@@ -270,6 +339,7 @@ class Detector:
             paragraph_count=len(segmented.paragraphs),
             created=outcome.created,
             unchanged=outcome.unchanged,
+            text_format=prepared.text_format,
         )
 
     def delete(self, article_id: str) -> int:
@@ -316,6 +386,7 @@ class Detector:
         max_sources: int = 0,
         min_similarity: float = 0.0,
         published_at: str = "",
+        text_format: TextFormat = TextFormat.AUTO,
     ) -> CheckResult:
         if max_sources < 0 or max_sources > self.limits.max_sources:
             raise InvalidInputError(
@@ -332,15 +403,18 @@ class Detector:
         if unknown:
             raise NotFoundError(f"source ids not indexed: {', '.join(repr(s) for s in unknown[:10])}")
 
+        validate_published_at(published_at, "published_at")
         timer = Timer()
-        submitted = self._segment(text, "submitted text")
+        submitted_input = self._prepare(text, text_format, "submitted text")
+        published_at = published_at or _valid_date(submitted_input.extracted)
+        submitted = self._segment(submitted_input.text, "submitted text")
         timer.lap("segment")
         content = submitted.content_paragraphs
         vectors = self._embed(content)
         timer.lap("embed")
         candidates = restricted or self._retrieve(vectors)
         timer.lap("search")
-        prepared = _Prepared.of(text, content, vectors)
+        prepared = EvidenceSide.of(submitted_input.text, content, vectors)
         matches = []
         for source_id in candidates:
             match = self._match_indexed(source_id, prepared, min_similarity, published_at)
@@ -359,25 +433,56 @@ class Detector:
             submitted=submitted,
             model=self.embedder.name,
             timing_ms=timer.done(),
+            text_format=submitted_input.text_format,
+            extracted=submitted_input.extracted,
         )
 
-    def compare(self, submitted_text: str, source_text: str) -> CompareResult:
+    def compare(
+        self,
+        submitted_text: str,
+        source_text: str,
+        *,
+        submitted_format: TextFormat = TextFormat.AUTO,
+        source_format: TextFormat = TextFormat.AUTO,
+    ) -> CompareResult:
         timer = Timer()
+        submitted_input = self._prepare(submitted_text, submitted_format, "submitted text")
+        source_input = self._prepare(source_text, source_format, "source text")
+        submitted_text, source_text = submitted_input.text, source_input.text
         submitted = self._segment(submitted_text, "submitted text")
         source = self._segment(source_text, "source text")
         timer.lap("segment")
         sub_content, src_content = submitted.content_paragraphs, source.content_paragraphs
+        self._check_alignment_size(len(sub_content), len(src_content), "the source text")
         vectors = self._embed([*sub_content, *src_content])
         timer.lap("embed")
         match = self._build_match(
             _SourceInfo(),
-            _Prepared.of(submitted_text, sub_content, vectors[: len(sub_content)]),
-            _Prepared.of(source_text, src_content, vectors[len(sub_content) :]),
+            EvidenceSide.of(submitted_text, sub_content, vectors[: len(sub_content)]),
+            EvidenceSide.of(source_text, src_content, vectors[len(sub_content) :]),
             0.0,
             "",
         )
         timer.lap("align")
-        return CompareResult(match, submitted, source, self.embedder.name, timer.done())
+        return CompareResult(
+            match,
+            submitted,
+            source,
+            self.embedder.name,
+            timer.done(),
+            submitted_format=submitted_input.text_format,
+            source_format=source_input.text_format,
+            submitted_extracted=submitted_input.extracted,
+            source_extracted=source_input.extracted,
+        )
+
+    def _check_alignment_size(self, submitted: int, source: int, what: str) -> None:
+        if submitted * source > self.limits.max_alignment_pairs:
+            raise TooLargeError(
+                f"aligning {submitted} submitted paragraphs with {source} of {what} is "
+                f"{submitted * source} paragraph pairs; the limit is {self.limits.max_alignment_pairs}: "
+                "split the texts into smaller parts"
+            )
 
     def _retrieve(self, vectors: np.ndarray) -> list[str]:
         """Candidate sources: each submitted paragraph's neighbours vote for their article."""
@@ -395,7 +500,7 @@ class Detector:
     def _match_indexed(
         self,
         source_id: str,
-        submitted: _Prepared,
+        submitted: EvidenceSide,
         min_similarity: float,
         published_at: str,
     ) -> SourceMatchResult | None:
@@ -409,7 +514,7 @@ class Detector:
         return self._build_match(
             _SourceInfo(source_id, article.title, article.url, article.published_at),
             submitted,
-            _Prepared.of(article.text, src_content, src_vectors),
+            EvidenceSide.of(article.text, src_content, src_vectors),
             min_similarity,
             published_at,
         )
@@ -417,16 +522,27 @@ class Detector:
     def _build_match(
         self,
         info: _SourceInfo,
-        submitted: _Prepared,
-        source: _Prepared,
+        submitted: EvidenceSide,
+        source: EvidenceSide,
         min_similarity: float,
         submitted_published_at: str,
     ) -> SourceMatchResult:
+        self._check_alignment_size(
+            len(submitted.content),
+            len(source.content),
+            f"source {info.id!r}" if info.id else "the source text",
+        )
         groups = align(submitted.side, source.side, self.alignment)
+        passages = find_passages(
+            submitted.text, submitted.content, source.text, source.content, self.passages
+        )
+        evidence = build_evidence(groups, passages, submitted, source, self.refine)
         if min_similarity > 0.0:
-            groups = [g for g in groups if g.similarity >= min_similarity]
-        scores = score_source(groups, submitted.side.lengths, source.side.lengths, self.verdict_params)
-        pairs = tuple(_pair_result(g, submitted, source, self.refine) for g in groups)
+            evidence = [e for e in evidence if e.similarity >= min_similarity]
+        scores = score_source(
+            evidence, _content_chars(submitted.content), _content_chars(source.content), self.verdict_params
+        )
+        pairs = tuple(_pair_result(e, submitted, source) for e in evidence)
         return SourceMatchResult(
             source_id=info.id,
             title=info.title,
@@ -434,7 +550,7 @@ class Detector:
             published_at=info.published_at,
             scores=scores,
             pairs=pairs,
-            source_is_newer=_is_newer(info.published_at, submitted_published_at),
+            source_is_newer=is_newer(info.published_at, submitted_published_at),
         )
 
 
@@ -446,48 +562,33 @@ class _SourceInfo:
     published_at: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class _Prepared:
-    """One side ready for alignment: its original text, content paragraphs and their embeddings."""
-
-    text: str
-    content: Sequence[Paragraph]
-    side: AlignSide
-
-    @classmethod
-    def of(cls, text: str, content: Sequence[Paragraph], vectors: np.ndarray) -> _Prepared:
-        side = AlignSide(
-            vectors=vectors, texts=[p.text for p in content], lengths=[len(p.text) for p in content]
-        )
-        return cls(text, content, side)
-
-
-def _pair_result(
-    group: GroupPair, submitted: _Prepared, source: _Prepared, refine: RefineParams
-) -> AlignedPairResult:
-    subs = [submitted.content[i] for i in group.submitted]
-    srcs = [source.content[j] for j in group.source]
-    submitted_span, source_span = refine_spans(submitted.text, subs, source.text, srcs, refine)
+def _pair_result(evidence: Evidence, submitted: EvidenceSide, source: EvidenceSide) -> AlignedPairResult:
     return AlignedPairResult(
-        submitted_paragraphs=tuple(p.index for p in subs),
-        source_paragraphs=tuple(p.index for p in srcs),
-        submitted_span=submitted_span,
-        source_span=source_span,
-        similarity=group.similarity,
-        lexical_overlap=group.lexical_overlap,
-        anchor_overlap=group.anchor_overlap,
-        kind=group.kind,
-        submitted_text=" ".join(p.text for p in subs),
-        source_text=" ".join(p.text for p in srcs),
+        submitted_paragraphs=tuple(submitted.content[i].index for i in evidence.submitted),
+        source_paragraphs=tuple(source.content[j].index for j in evidence.source),
+        submitted_span=evidence.submitted_span,
+        source_span=evidence.source_span,
+        similarity=evidence.similarity,
+        lexical_overlap=evidence.lexical_overlap,
+        anchor_overlap=evidence.anchor_overlap,
+        kind=evidence.kind,
+        submitted_text=normalize_inline(submitted.text[slice(*evidence.submitted_span)]),
+        source_text=normalize_inline(source.text[slice(*evidence.source_span)]),
     )
 
 
-def _is_newer(source_published_at: str, submitted_published_at: str) -> bool:
-    """ISO 8601 strings of the same precision compare correctly as text; compare on the common prefix."""
-    if not source_published_at or not submitted_published_at:
-        return False
-    width = min(len(source_published_at), len(submitted_published_at), 10)
-    return source_published_at[:width] > submitted_published_at[:width]
+def _content_chars(content: Sequence[Paragraph]) -> int:
+    return sum(p.end - p.start for p in content)
+
+
+def _valid_date(extracted: ExtractedArticle | None) -> str:
+    """The page's date when it parses as ISO 8601; a page's odd date must not fail the whole request."""
+    if extracted is None or not extracted.published_at:
+        return ""
+    try:
+        return validate_published_at(extracted.published_at, "extracted date")
+    except InvalidInputError:
+        return ""
 
 
 def _encode_page_token(last_id: str) -> str:

@@ -19,11 +19,12 @@ import logging
 import os
 import threading
 import time
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, NamedTuple
+from typing import IO, TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -31,7 +32,10 @@ from ..core.types import ArticleInput, ArticleRecord, Paragraph
 from ..errors import IncompatibleIndexError
 from .manifest import Manifest, check_compatible, read_manifest, write_manifest
 from .store import ArticleStore, StoredArticle, UpsertOutcome
-from .vector_index import INDEX_TYPES, FaissVectorIndex, IndexLoadError, IndexOptions
+from .vector_index import INDEX_TYPES, FaissVectorIndex, IndexLoadError, IndexOptions, VectorIndex
+
+if TYPE_CHECKING:  # pymilvus is an optional extra, imported only when the milvus backend is chosen
+    from .milvus_index import MilvusOptions
 
 try:  # POSIX advisory locks; Windows has none, and there the data dir is simply not locked.
     import fcntl
@@ -45,6 +49,9 @@ log = logging.getLogger(__name__)
 STORE_FILE = "store.sqlite3"
 INDEX_FILE = "index.faiss"
 LOCK_FILE = "lock"
+# milvus-lite database used by the milvus backend when no URI is configured.
+MILVUS_LITE_FILE = "milvus.db"
+VECTOR_BACKENDS = ("faiss", "milvus")
 
 _REBUILD_BATCH = 8192
 # Embeddings are L2-normalised by the embedder; anything further off than float32 round-off is a bug
@@ -87,7 +94,7 @@ class Storage:
         self,
         data_dir: Path,
         store: ArticleStore,
-        index: FaissVectorIndex,
+        index: VectorIndex,
         *,
         model_name: str,
         snapshot_every: int,
@@ -103,6 +110,9 @@ class Storage:
         # index changes in the opposite order of their store commits (that would leave orphans).
         self._write_lock = threading.Lock()
         self._pending = 0  # vectors added/removed since the last snapshot
+        # Set when an index update failed after its store commit (a Milvus outage): the index is
+        # repaired from the store before its next use, so it cannot silently miss acknowledged writes.
+        self._index_behind = False
         self._closed = False
         self.last_reconcile = ReconcileReport("created", "", 0, 0, 0, 0, 0.0)
 
@@ -118,14 +128,24 @@ class Storage:
         index_type: str = "flat",
         snapshot_every: int = 1000,
         index_options: IndexOptions | None = None,
+        vector_backend: str = "faiss",
+        milvus: MilvusOptions | None = None,
     ) -> Storage:
         """Open (creating if needed) a data directory, check its manifest and reconcile the index.
 
-        Raises ``IncompatibleIndexError`` if the directory was built with another model or dimension,
-        and ``DataDirInUseError`` if another process has it open.
+        ``vector_backend``: "faiss" (in-process, snapshotted to ``index.faiss``) or "milvus" (a Milvus
+        collection, see ``milvus_index.py``; ``milvus.uri`` empty = milvus-lite in ``<data_dir>/milvus.db``).
+
+        Raises ``IncompatibleIndexError`` if the directory was built with another model or dimension
+        (or the Milvus collection belongs to another data dir), and ``DataDirInUseError`` if another
+        process has it open.
         """
         if index_type not in INDEX_TYPES:
             raise ValueError(f"index_type must be one of {', '.join(INDEX_TYPES)}; got {index_type!r}")
+        if vector_backend not in VECTOR_BACKENDS:
+            raise ValueError(
+                f"vector_backend must be one of {', '.join(VECTOR_BACKENDS)}; got {vector_backend!r}"
+            )
         if dimension <= 0:
             raise ValueError(f"dimension must be positive, got {dimension}")
         data_dir = Path(data_dir)
@@ -143,7 +163,9 @@ class Storage:
             if store.get_meta("model_name") is None:
                 store.set_meta("model_name", model_name)
                 store.set_meta("dimension", str(dimension))
-            index, report = _open_and_reconcile(data_dir, store, dimension, index_type, index_options)
+            index, report = _open_and_reconcile(
+                data_dir, store, dimension, index_type, index_options, vector_backend, milvus
+            )
         except BaseException:
             if store is not None:
                 store.close()
@@ -179,8 +201,12 @@ class Storage:
         return self._index.index_type
 
     @property
-    def index(self) -> FaissVectorIndex:
+    def index(self) -> VectorIndex:
         return self._index
+
+    @property
+    def vector_backend(self) -> str:
+        return "faiss" if isinstance(self._index, FaissVectorIndex) else "milvus"
 
     @property
     def index_ntotal(self) -> int:
@@ -203,6 +229,7 @@ class Storage:
         vectors = self._check_embeddings(embeddings)
         with self._write_lock:
             self._check_open()
+            self._repair_if_behind()
             outcome = self._store.upsert(article, content_hash, paragraphs, vectors)
             if not outcome.unchanged:
                 self._apply(outcome.removed_ids, outcome.added_ids, vectors)
@@ -212,6 +239,7 @@ class Storage:
         """Delete an article; returns its removed vector ids. ``NotFoundError`` if the id is unknown."""
         with self._write_lock:
             self._check_open()
+            self._repair_if_behind()
             removed = self._store.delete(article_id)
             self._apply(removed, removed[:0], None)
         return removed
@@ -253,6 +281,10 @@ class Storage:
         A hit whose article was deleted between the index search and the lookup is dropped, so a row
         can hold fewer than ``k`` hits.
         """
+        if self._index_behind:  # a plain read of a flag on the hot path; the repair is rare
+            with self._write_lock:
+                self._check_open()
+                self._repair_if_behind()
         scores, ids = self._index.search(queries, k)
         found = ids[ids >= 0]
         located = self._store.locate(np.unique(found)) if found.size else {}
@@ -317,12 +349,32 @@ class Storage:
             if added.size and vectors is not None:
                 self._index.add(added, vectors)
         except Exception:
-            # The store already has the change; the next open reconciles the index from it.
+            # The store already has the change; the index catches up from it before its next use.
+            self._index_behind = True
             log.exception("index update failed after store commit data_dir=%s", self._data_dir)
             raise
         self._pending += int(removed.size + added.size)
         if self._snapshot_every > 0 and self._pending >= self._snapshot_every:
             self._save()
+
+    def _repair_if_behind(self) -> None:
+        """After a failed index update, bring the index in line with the store. Caller holds
+        ``_write_lock``. Raises (and stays behind) while the index keeps failing, so writes fail before
+        they reach the store."""
+        if not self._index_behind:
+            return
+        index_ids, store_ids = self._index.ids(), self._store.all_vector_ids()
+        orphans = np.setdiff1d(index_ids, store_ids)
+        missing = np.setdiff1d(store_ids, index_ids)
+        _catch_up(self._index, self._store, orphans, missing, full=False)
+        self._index_behind = False
+        self._pending += int(orphans.size + missing.size)
+        log.warning(
+            "index repaired after a failed update data_dir=%s orphans_removed=%d missing_added=%d",
+            self._data_dir,
+            orphans.size,
+            missing.size,
+        )
 
     def _save(self) -> None:
         self._index.save()
@@ -366,36 +418,28 @@ def _open_and_reconcile(
     dimension: int,
     index_type: str,
     options: IndexOptions | None,
-) -> tuple[FaissVectorIndex, ReconcileReport]:
+    vector_backend: str = "faiss",
+    milvus: MilvusOptions | None = None,
+) -> tuple[VectorIndex, ReconcileReport]:
     started = time.monotonic()
-    path = data_dir / INDEX_FILE
-    status, reason = "loaded", ""
-    try:
-        index = FaissVectorIndex.load(path, dimension, index_type, options=options)
-    except FileNotFoundError:
-        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
-        status = "created"
-    except IndexLoadError as err:
-        # Torn, corrupt, or of another type/dimension: never serve it; the store has everything.
-        reason = str(err)
-        log.warning("index snapshot unusable, rebuilding from the store path=%s reason=%s", path, reason)
-        FaissVectorIndex.discard(path)
-        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
-        status = "rebuilt"
+    index: VectorIndex
+    if vector_backend == "milvus":
+        index, status, reason, where = _open_milvus(data_dir, store, dimension, index_type, options, milvus)
+    else:
+        index, status, reason, where = _open_faiss(data_dir, dimension, index_type, options)
 
     index_ids = index.ids()
     if index_ids.size and np.unique(index_ids).size != index_ids.size:
-        reason = f"{path} holds duplicate vector ids"
-        log.warning("index snapshot inconsistent, rebuilding from the store path=%s reason=%s", path, reason)
-        index.close()
-        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
+        reason = f"{where} holds duplicate vector ids"
+        log.warning("index inconsistent, rebuilding from the store index=%s reason=%s", where, reason)
+        index = _emptied(index, options)
         index_ids = index.ids()
         status = "rebuilt"
     snapshot_vectors = int(index_ids.size) if status == "loaded" else 0
 
     store_ids = store.all_vector_ids()
     if status == "created" and store_ids.size:
-        status, reason = "rebuilt", f"{path} is missing"
+        status, reason = "rebuilt", f"{where} is missing"
 
     orphans = np.setdiff1d(index_ids, store_ids, assume_unique=True)
     missing = np.setdiff1d(store_ids, index_ids, assume_unique=True)
@@ -404,10 +448,9 @@ def _open_and_reconcile(
     except ValueError as err:
         # The snapshot refuses a stored id (an HNSW tombstone for a live vector): it contradicts the
         # store, so start from an empty index rather than trust any of it.
-        reason = f"{path} contradicts the store: {err}"
-        log.warning("index snapshot inconsistent, rebuilding from the store path=%s reason=%s", path, reason)
-        index.close()
-        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
+        reason = f"{where} contradicts the store: {err}"
+        log.warning("index inconsistent, rebuilding from the store index=%s reason=%s", where, reason)
+        index = _emptied(index, options)
         status, snapshot_vectors, orphans, missing = "rebuilt", 0, orphans[:0], store_ids
         _catch_up(index, store, orphans, missing, full=True)
 
@@ -424,9 +467,10 @@ def _open_and_reconcile(
         # Persist the repaired index so the next start does not redo the work.
         index.save()
     log.info(
-        "storage opened data_dir=%s index_type=%s status=%s store_vectors=%d snapshot_vectors=%d "
-        "orphans_removed=%d missing_added=%d seconds=%.3f",
+        "storage opened data_dir=%s backend=%s index_type=%s status=%s store_vectors=%d "
+        "snapshot_vectors=%d orphans_removed=%d missing_added=%d seconds=%.3f",
         data_dir,
+        vector_backend,
         index_type,
         report.index_status,
         report.store_vectors,
@@ -438,8 +482,62 @@ def _open_and_reconcile(
     return index, report
 
 
+def _open_faiss(
+    data_dir: Path, dimension: int, index_type: str, options: IndexOptions | None
+) -> tuple[FaissVectorIndex, str, str, str]:
+    """Load the FAISS snapshot: (index, status, reason, description for messages)."""
+    path = data_dir / INDEX_FILE
+    status, reason = "loaded", ""
+    try:
+        index = FaissVectorIndex.load(path, dimension, index_type, options=options)
+    except FileNotFoundError:
+        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
+        status = "created"
+    except IndexLoadError as err:
+        # Torn, corrupt, or of another type/dimension: never serve it; the store has everything.
+        reason = str(err)
+        log.warning("index snapshot unusable, rebuilding from the store path=%s reason=%s", path, reason)
+        FaissVectorIndex.discard(path)
+        index = FaissVectorIndex(dimension, index_type, path=path, options=options)
+        status = "rebuilt"
+    return index, status, reason, str(path)
+
+
+def _open_milvus(
+    data_dir: Path,
+    store: ArticleStore,
+    dimension: int,
+    index_type: str,
+    options: IndexOptions | None,
+    milvus: MilvusOptions | None,
+) -> tuple[VectorIndex, str, str, str]:
+    """Connect to the store's Milvus collection: (index, status, reason, description for messages)."""
+    from .milvus_index import MilvusOptions, MilvusVectorIndex
+
+    milvus = milvus or MilvusOptions()
+    if not milvus.uri:
+        milvus = dataclasses.replace(milvus, uri=str(data_dir / MILVUS_LITE_FILE))
+    # The collection is bound to this store (reconciling another store's collection would delete its
+    # vectors), so the store needs a stable identity; it is created once and kept in its meta table.
+    store_id = store.get_meta("store_id")
+    if store_id is None:
+        store_id = uuid.uuid4().hex
+        store.set_meta("store_id", store_id)
+    index = MilvusVectorIndex(milvus, dimension, index_type, owner=store_id, index_options=options)
+    return index, index.open_status, index.open_reason, index.location
+
+
+def _emptied(index: VectorIndex, options: IndexOptions | None) -> VectorIndex:
+    """An empty index of the same backend, type and location, to be refilled from the store."""
+    if isinstance(index, FaissVectorIndex):
+        index.close()
+        return FaissVectorIndex(index.dimension, index.index_type, path=index.path, options=options)
+    index.clear()  # type: ignore[attr-defined]  # MilvusVectorIndex: drop and recreate the collection
+    return index
+
+
 def _catch_up(
-    index: FaissVectorIndex, store: ArticleStore, orphans: np.ndarray, missing: np.ndarray, *, full: bool
+    index: VectorIndex, store: ArticleStore, orphans: np.ndarray, missing: np.ndarray, *, full: bool
 ) -> None:
     """Remove ``orphans`` from the index and add ``missing`` from the store's embeddings."""
     if orphans.size:

@@ -106,10 +106,15 @@ class IndexOptions:
 
 @runtime_checkable
 class VectorIndex(Protocol):
-    """What the storage facade needs from a vector index (FAISS today; Milvus can implement it too)."""
+    """What the storage facade needs from a vector index (``FaissVectorIndex``, ``MilvusVectorIndex``)."""
 
     @property
     def dimension(self) -> int: ...
+
+    @property
+    def index_type(self) -> str:
+        """One of ``INDEX_TYPES``."""
+        ...
 
     @property
     def ntotal(self) -> int:

@@ -1,0 +1,196 @@
+"""Throughput of the running service against the raw model, measured in the same run.
+
+    python bench/bench_throughput.py --ingest-articles 120 --check-articles 96 --clients 8,16,32
+
+Two figures, each a ratio of rates measured here on the same paragraphs (real text: PAN 2013 source
+documents, all distinct), with service and baseline runs alternating so other load on the two shared
+cores hits both alike:
+
+1. ingest: content paragraphs/s indexed through the service (``rewrite-detector serve`` in a child
+   process, default settings; 8 client threads calling IndexArticle) vs stock
+   ``SentenceTransformer.encode`` (torch fp32, batch_size 32) in this process. Goal >= 2.5x.
+2. concurrency: content paragraphs/s checked by N concurrent clients (N in --clients; ~20-paragraph
+   articles, every paragraph new to the server, so nothing is answered by a cache) vs the raw
+   single-caller encode rate of the service's own backend (``embed_batch`` on all the paragraphs at
+   once, in this process while the server idles). Goal >= 0.9.
+
+Writes bench/out/throughput.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from _speed import MODEL_CACHE, OUT, ServedProcess, pan_articles, paragraphs_of, run_header
+
+from rewrite_detector import Client
+from rewrite_detector_models.embedder import DEFAULT_EMBED_BACKEND, default_model_path, load_embedder
+
+
+def run_concurrently(jobs: Sequence[Callable[[], None]], threads: int) -> float:
+    """Run ``jobs`` on ``threads`` threads (each takes the next job); returns wall seconds."""
+    lock = threading.Lock()
+    pending = list(jobs)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        while True:
+            with lock:
+                if not pending or errors:
+                    return
+                job = pending.pop(0)
+            try:
+                job()
+            except BaseException as err:
+                errors.append(err)
+
+    started = time.perf_counter()
+    workers = [threading.Thread(target=worker) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    if errors:
+        raise errors[0]
+    return time.perf_counter() - started
+
+
+def timed_check(client: Client, text: str, latencies_ms: list[float]) -> None:
+    started = time.perf_counter()
+    client.check(text)
+    latencies_ms.append((time.perf_counter() - started) * 1000)
+
+
+def chunks(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
+    size = -(-len(items) // parts)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--ingest-articles", type=int, default=120, help="PAN source documents to index")
+    parser.add_argument("--check-articles", type=int, default=96, help="~20-paragraph articles per level")
+    parser.add_argument("--clients", default="8,16,32", help="concurrency levels for the check run")
+    parser.add_argument("--alternations", type=int, default=3, help="service/baseline alternations")
+    parser.add_argument("--backend", default=DEFAULT_EMBED_BACKEND)
+    parser.add_argument("--max-seconds", type=float, default=1500, help="skip remaining levels after this")
+    parser.add_argument("--out", type=Path, default=OUT / "throughput.json")
+    args = parser.parse_args()
+    started = time.monotonic()
+    levels = [int(x) for x in args.clients.split(",")]
+    results: dict[str, Any] = run_header("bench_throughput.py")
+    results["backend"] = args.backend
+
+    ingest_articles = pan_articles(args.ingest_articles)
+    check_sets = {
+        n: pan_articles(args.check_articles, skip=args.ingest_articles + 400 * i, paragraphs_per_article=20)
+        for i, n in enumerate(levels)
+    }
+    print(f"texts ready: {len(ingest_articles)} ingest articles; check sets {list(check_sets)}", flush=True)
+
+    from sentence_transformers import SentenceTransformer
+
+    stock = SentenceTransformer(default_model_path(), device="cpu")
+    raw = load_embedder(backend=args.backend, cache_dir=MODEL_CACHE)
+    stock.encode(["warm up"])
+    raw.embed_batch(["warm up"])
+
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        log = OUT / "throughput-server.log"
+        OUT.mkdir(parents=True, exist_ok=True)
+        with ServedProcess(Path(tmp) / "data", log, "--backend", args.backend) as served:
+            results["server_ready_seconds"] = round(served.wait_ready(), 1)
+            clients = [Client(served.target, timeout=600) for _ in range(max(8, *levels))]
+            try:
+                clients[0].check("warm up the server's model and caches.")
+                # -- 1. ingest: service vs stock encode, alternating halves ---------------------------
+                service_s = stock_s = 0.0
+                service_paragraphs = stock_paragraphs = 0
+                for part_no, part in enumerate(chunks(ingest_articles, args.alternations)):
+                    paragraphs = paragraphs_of(part)
+                    jobs = [
+                        partial(clients[i % 8].index_article, f"ingest-{part_no}-{i}", text)
+                        for i, text in enumerate(part)
+                    ]
+                    service_s += run_concurrently(jobs, 8)
+                    service_paragraphs += len(paragraphs)
+                    t0 = time.perf_counter()
+                    stock.encode(paragraphs, batch_size=32)
+                    stock_s += time.perf_counter() - t0
+                    stock_paragraphs += len(paragraphs)
+                stats = clients[0].stats()
+                service_rate = service_paragraphs / service_s
+                stock_rate = stock_paragraphs / stock_s
+                results["ingest"] = {
+                    "articles": len(ingest_articles),
+                    "content_paragraphs": service_paragraphs,
+                    "server_vector_count": stats.vector_count,
+                    "service_paragraphs_per_s": round(service_rate, 1),
+                    "stock_encode_paragraphs_per_s": round(stock_rate, 1),
+                    "ratio": round(service_rate / stock_rate, 2),
+                    "goal": ">= 2.5",
+                }
+                print(json.dumps(results["ingest"], indent=1), flush=True)
+
+                # -- 2. concurrent checks vs the raw single-caller encode rate --------------------------
+                results["concurrency"] = {}
+                for n, articles in check_sets.items():
+                    if time.monotonic() - started > args.max_seconds:
+                        print(f"time limit: skipping {n} clients", flush=True)
+                        continue
+                    level_clients = [Client(served.target, timeout=600) for _ in range(n)]
+                    service_s = raw_s = 0.0
+                    total = 0
+                    latencies: list[float] = []
+                    try:
+                        for part in chunks(articles, args.alternations):
+                            paragraphs = paragraphs_of(part)
+                            total += len(paragraphs)
+                            jobs = [
+                                partial(timed_check, level_clients[i % n], text, latencies)
+                                for i, text in enumerate(part)
+                            ]
+                            service_s += run_concurrently(jobs, n)
+                            t0 = time.perf_counter()
+                            raw.embed_batch(paragraphs)
+                            raw_s += time.perf_counter() - t0
+                    finally:
+                        for c in level_clients:
+                            c.close()
+                    service_rate, raw_rate = total / service_s, total / raw_s
+                    results["concurrency"][str(n)] = {
+                        "articles": len(articles),
+                        "content_paragraphs": total,
+                        "service_paragraphs_per_s": round(service_rate, 1),
+                        "raw_single_caller_encode_paragraphs_per_s": round(raw_rate, 1),
+                        "ratio": round(service_rate / raw_rate, 2),
+                        "check_latency_p50_ms": round(statistics.median(latencies), 1),
+                        "goal": ">= 0.9",
+                    }
+                    print(n, json.dumps(results["concurrency"][str(n)]), flush=True)
+            finally:
+                for c in clients:
+                    c.close()
+
+    results["seconds"] = round(time.monotonic() - started, 1)
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {args.out} in {results['seconds']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,70 @@
+"""Document-level view: is this (suspicious, source) pair derived or not, judged by one score per pair.
+
+Hand-written (a dozen lines each) because the server package must not depend on scikit-learn; the
+unit tests check both against scikit-learn's roc_auc_score / f1_score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["ThresholdF1", "best_f1", "roc_auc"]
+
+
+def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
+    """Area under the ROC curve = P(score of a random positive > score of a random negative), ties 1/2.
+
+    Computed from average ranks (Mann-Whitney U). None when either class is empty (undefined).
+    """
+    if len(labels) != len(scores):
+        raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
+    positives = sum(1 for y in labels if y)
+    negatives = len(labels) - positives
+    if positives == 0 or negatives == 0:
+        return None
+    order = sorted(range(len(scores)), key=lambda i: scores[i])
+    rank_sum = 0.0
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and scores[order[j + 1]] == scores[order[i]]:
+            j += 1
+        average_rank = (i + j) / 2 + 1  # 1-based ranks, ties share their mean rank
+        rank_sum += average_rank * sum(1 for k in order[i : j + 1] if labels[k])
+        i = j + 1
+    return (rank_sum - positives * (positives + 1) / 2) / (positives * negatives)
+
+
+@dataclass(frozen=True, slots=True)
+class ThresholdF1:
+    f1: float
+    threshold: float  # predict "derived" when score >= threshold
+    precision: float
+    recall: float
+
+
+def best_f1(labels: Sequence[bool], scores: Sequence[float]) -> ThresholdF1 | None:
+    """The threshold (among the observed scores) that maximises F1 of "score >= threshold => derived".
+
+    Ties between thresholds go to the highest one (the most conservative). None without positives.
+    """
+    if len(labels) != len(scores):
+        raise ValueError(f"{len(labels)} labels but {len(scores)} scores")
+    positives = sum(1 for y in labels if y)
+    if positives == 0:
+        return None
+    ranked = sorted(zip(scores, labels, strict=True), key=lambda item: item[0], reverse=True)
+    best: ThresholdF1 | None = None
+    true_pos = predicted = 0
+    for index, (score, label) in enumerate(ranked):
+        predicted += 1
+        true_pos += 1 if label else 0
+        if index + 1 < len(ranked) and ranked[index + 1][0] == score:
+            continue  # a threshold admits every pair with the same score
+        precision = true_pos / predicted
+        recall = true_pos / positives
+        f1 = 2 * precision * recall / (precision + recall) if true_pos else 0.0
+        if best is None or f1 > best.f1:
+            best = ThresholdF1(f1, float(score), precision, recall)
+    return best
