@@ -723,6 +723,10 @@ def test_cli_version_and_help(runner):
 
 def test_serve_reports_missing_server_extra(runner, monkeypatch):
     monkeypatch.setitem(sys.modules, "rewrite_detector_server.app", None)  # import -> ImportError
+    # `from package import app` finds an attribute left by any earlier import of the submodule.
+    import rewrite_detector_server
+
+    monkeypatch.delattr(rewrite_detector_server, "app", raising=False)
     result = runner.invoke(app, ["serve", "--port", "0"])
     assert result.exit_code == 1, result.output
     assert "pip install 'rewrite-detector[server]'" in result.stderr
