@@ -44,7 +44,8 @@ def fold(text: str) -> str:
     return text
 
 
-@lru_cache(maxsize=65536)
+# Bounded small: entries are whole paragraphs; the cache only saves re-tokenising within one request.
+@lru_cache(maxsize=4096)
 def words(text: str) -> tuple[str, ...]:
     return tuple(_WORD.findall(fold(text)))
 
