@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from rewrite_detector_server.core.types import ArticleInput, Paragraph, Role
 from rewrite_detector_server.errors import IncompatibleIndexError, NotFoundError
 from rewrite_detector_server.storage import (
