@@ -461,6 +461,7 @@ def print_section(mode: str, section: dict[str, Any]) -> None:
 
 
 def markdown_entry(results: dict[str, Any]) -> str:
+    code = results.get("code", {})
     lines = [
         f"### {results['date']} — {', '.join(results['modes'])} mode, "
         f"{results['pairs_selected']} pairs{' (TRUNCATED by --max-seconds)' if results['truncated'] else ''}",
@@ -468,8 +469,8 @@ def markdown_entry(results: dict[str, Any]) -> str:
         f"- command: `{results['command']}`",
         f"- model: `{results['model']}`; git commit `{results['git_commit']}`"
         f"{' (working tree had uncommitted changes)' if results['git_dirty'] else ''}",
-        f"- detection code + calibration sha256 `{results['code']['sha256']}`; uncommitted there: "
-        f"{', '.join(results['code']['uncommitted']) or 'nothing'}",
+        f"- detection code + calibration sha256 `{code.get('sha256', 'not recorded')}`; uncommitted there: "
+        f"{', '.join(code.get('uncommitted', [])) or 'nothing'}",
         f"- elapsed: {results['elapsed_seconds']:.0f} s",
         "",
     ]

@@ -84,7 +84,8 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_seq_length(self) -> int:
-        return int(self._model.max_seq_length)
+        # sentence-transformers types it Optional; a loaded model always has one.
+        return int(self._model.max_seq_length or 0)
 
     @property
     def backend(self) -> str:

@@ -294,7 +294,7 @@ def _export(model_dir: Path, staging: Path, *, quantized: bool) -> float:
     from transformers import AutoModel, AutoTokenizer
 
     reference = SentenceTransformer(str(model_dir), device="cpu")
-    max_seq_length = int(reference.max_seq_length)
+    max_seq_length = int(reference.max_seq_length or 0)
     # Eager attention traces to plain ops; the SDPA path carries Python-side shape checks that a trace
     # would freeze.
     transformer = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()

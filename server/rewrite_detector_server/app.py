@@ -13,8 +13,8 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from rewrite_detector.v1 import detector_pb2, detector_pb2_grpc
 
+from rewrite_detector.v1 import detector_pb2, detector_pb2_grpc
 from rewrite_detector_models.calibration import load_calibration
 from rewrite_detector_models.embedder import Embedder, load_embedder
 from rewrite_detector_models.serving import (

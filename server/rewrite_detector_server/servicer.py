@@ -7,9 +7,9 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import grpc
+
 from rewrite_detector.v1 import detector_pb2 as pb
 from rewrite_detector.v1 import detector_pb2_grpc
-
 from rewrite_detector_server.core.detector import (
     AlignedPairResult,
     CheckResult,
@@ -232,7 +232,9 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
 
     # -- reads ----------------------------------------------------------------------------------------
 
-    def GetArticle(self, request: pb.GetArticleRequest, context: grpc.ServicerContext) -> pb.GetArticleResponse:
+    def GetArticle(
+        self, request: pb.GetArticleRequest, context: grpc.ServicerContext
+    ) -> pb.GetArticleResponse:
         details = _call(context, "GetArticle", lambda: self._detector.get(request.id))
         article = details.article
         return pb.GetArticleResponse(
@@ -252,7 +254,7 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
         self, request: pb.ListArticlesRequest, context: grpc.ServicerContext
     ) -> pb.ListArticlesResponse:
         records, next_token, total = _call(
-            context, "ListArticles", lambda: self._detector.list(request.page_size, request.page_token)
+            context, "ListArticles", lambda: self._detector.list_articles(request.page_size, request.page_token)
         )
         return pb.ListArticlesResponse(
             articles=[_summary(r) for r in records], next_page_token=next_token, total_count=total

@@ -196,7 +196,7 @@ annotations = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(st.lists(annotations, max_size=5), st.lists(annotations, max_size=6))
 def test_matches_brute_force_definition(cases: list[Annotation], detections: list[Annotation]) -> None:
     result = evaluate(cases, detections)
@@ -225,19 +225,44 @@ def test_merge_adjacent_keeps_pairs_and_distant_detections_apart() -> None:
     assert sorted(merged) == sorted([CASE, other_source, far_in_source])
 
 
-# -- document-level measures, cross-checked with scikit-learn --------------------------------------
+# -- document-level measures, against their definitions computed the slow way ----------------------
 
 
-def test_roc_auc_and_best_f1_match_scikit_learn() -> None:
-    from sklearn.metrics import f1_score, roc_auc_score
+def _pairwise_auc(labels: list[bool], scores: list[float]) -> float:
+    pos = [s for s, y in zip(scores, labels, strict=True) if y]
+    neg = [s for s, y in zip(scores, labels, strict=True) if not y]
+    wins = sum(1.0 if p > n else 0.5 if p == n else 0.0 for p in pos for n in neg)
+    return wins / (len(pos) * len(neg))
 
+
+def _f1_at(labels: list[bool], scores: list[float], threshold: float) -> float:
+    predicted = [s >= threshold for s in scores]
+    tp = sum(1 for p, y in zip(predicted, labels, strict=True) if p and y)
+    fp = sum(1 for p, y in zip(predicted, labels, strict=True) if p and not y)
+    fn = sum(1 for p, y in zip(predicted, labels, strict=True) if not p and y)
+    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+
+
+def test_roc_auc_and_best_f1_match_their_definitions() -> None:
     labels = [True, False, True, True, False, False, True, False]
     scores = [0.9, 0.8, 0.8, 0.3, 0.3, 0.1, 0.0, 0.0]
-    assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+    assert roc_auc(labels, scores) == pytest.approx(_pairwise_auc(labels, scores), abs=1e-12)
+    assert roc_auc(labels, scores) == pytest.approx(0.65625, abs=1e-12)  # 10.5 of 16 pairs, by hand
     best = best_f1(labels, scores)
     assert best is not None
-    expected = max(f1_score(labels, [s >= t for s in scores]) for t in set(scores))
-    assert best.f1 == pytest.approx(expected, abs=1e-12)
-    assert f1_score(labels, [s >= best.threshold for s in scores]) == pytest.approx(best.f1, abs=1e-12)
+    assert best.f1 == pytest.approx(max(_f1_at(labels, scores, t) for t in set(scores)), abs=1e-12)
+    assert _f1_at(labels, scores, best.threshold) == pytest.approx(best.f1, abs=1e-12)
+    # >= 0.3 (P 3/5, R 3/4) and >= 0.0 (P 1/2, R 1) both reach F1 2/3: the higher threshold wins.
+    assert (best.threshold, best.f1) == (0.3, pytest.approx(2 / 3))
     assert roc_auc([True, True], [0.1, 0.2]) is None
     assert best_f1([False], [0.3]) is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(st.tuples(st.booleans(), st.sampled_from([0.0, 0.1, 0.5, 0.7, 1.0])), min_size=1, max_size=12)
+)
+def test_roc_auc_matches_pairwise_definition(rows: list[tuple[bool, float]]) -> None:
+    labels, scores = [y for y, _ in rows], [s for _, s in rows]
+    expected = _pairwise_auc(labels, scores) if 0 < sum(labels) < len(labels) else None
+    assert roc_auc(labels, scores) == (pytest.approx(expected, abs=1e-12) if expected is not None else None)

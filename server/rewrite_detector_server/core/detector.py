@@ -355,7 +355,7 @@ class Detector:
             raise NotFoundError(f"no indexed article has id {article_id!r}")
         return ArticleDetails(stored.article, stored.record, tuple(self.storage.paragraphs(article_id)))
 
-    def list(self, page_size: int = 0, page_token: str = "") -> tuple[list[ArticleRecord], str, int]:
+    def list_articles(self, page_size: int = 0, page_token: str = "") -> tuple[list[ArticleRecord], str, int]:
         if page_size < 0 or page_size > self.limits.max_page_size:
             raise InvalidInputError(
                 f"page_size {page_size} is out of range: use 1-{self.limits.max_page_size} (0 = default)"

@@ -21,6 +21,7 @@ import dataclasses
 import itertools
 import math
 import re
+import threading
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ from rewrite_detector_server.core.segment import split_sentences
 from rewrite_detector_server.core.types import Paragraph
 
 _STEMMER = snowballstemmer.stemmer("english")
+# snowballstemmer keeps the word being stemmed in the stemmer object: concurrent Checks (gRPC threads)
+# corrupt each other's state (IndexError). The lru_cache in front makes the lock rarely taken.
+_STEMMER_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +80,8 @@ class Passage:
 
 @lru_cache(maxsize=131072)
 def _stem(word: str) -> str:
-    return str(_STEMMER.stemWord(word))
+    with _STEMMER_LOCK:
+        return str(_STEMMER.stemWord(word))
 
 
 def sentences(text: str, paragraphs: Sequence[Paragraph]) -> list[Sentence]:

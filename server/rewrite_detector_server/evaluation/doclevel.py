@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 
 __all__ = ["ThresholdF1", "best_f1", "roc_auc"]
 
@@ -56,15 +57,16 @@ def best_f1(labels: Sequence[bool], scores: Sequence[float]) -> ThresholdF1 | No
         return None
     ranked = sorted(zip(scores, labels, strict=True), key=lambda item: item[0], reverse=True)
     best: ThresholdF1 | None = None
+    best_exact = Fraction(-1)
     true_pos = predicted = 0
     for index, (score, label) in enumerate(ranked):
         predicted += 1
         true_pos += 1 if label else 0
         if index + 1 < len(ranked) and ranked[index + 1][0] == score:
             continue  # a threshold admits every pair with the same score
-        precision = true_pos / predicted
-        recall = true_pos / positives
-        f1 = 2 * precision * recall / (precision + recall) if true_pos else 0.0
-        if best is None or f1 > best.f1:
-            best = ThresholdF1(f1, float(score), precision, recall)
+        # F1 = 2TP / (predicted + actual positives), exact, so equal F1s tie exactly.
+        f1 = Fraction(2 * true_pos, predicted + positives)
+        if f1 > best_exact:
+            best_exact = f1
+            best = ThresholdF1(float(f1), float(score), true_pos / predicted, true_pos / positives)
     return best
