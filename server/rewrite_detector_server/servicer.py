@@ -254,7 +254,9 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
         self, request: pb.ListArticlesRequest, context: grpc.ServicerContext
     ) -> pb.ListArticlesResponse:
         records, next_token, total = _call(
-            context, "ListArticles", lambda: self._detector.list_articles(request.page_size, request.page_token)
+            context,
+            "ListArticles",
+            lambda: self._detector.list_articles(request.page_size, request.page_token),
         )
         return pb.ListArticlesResponse(
             articles=[_summary(r) for r in records], next_page_token=next_token, total_count=total

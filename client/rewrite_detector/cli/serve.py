@@ -182,7 +182,9 @@ def serve(
         "milvus_collection": milvus_collection,
         "embed_backend": backend.value if backend else None,
     }
-    extra: dict[str, Any] = {k: str(v) if isinstance(v, Path) else v for k, v in settings.items() if v is not None}
+    extra: dict[str, Any] = {
+        k: str(v) if isinstance(v, Path) else v for k, v in settings.items() if v is not None
+    }
     try:
         server_app.serve_forever(host=host, port=port, data_dir=data_dir, model=model, **extra)
     except AuthConfigError as err:
