@@ -91,6 +91,30 @@ def _call(context: grpc.ServicerContext, method: str, action: Callable[[], T]) -
         raise  # unreachable: abort raises; keeps type checkers honest
 
 
+Req = TypeVar("Req")
+Resp = TypeVar("Resp")
+
+
+def _per_item(
+    method: str,
+    requests: Iterator[Req],
+    context: grpc.ServicerContext,
+    handle: Callable[[Req], Resp],
+    failed: Callable[[Req, int, str], Resp],
+) -> Iterator[Resp]:
+    """Bulk streams answer every item: a bad one gets its status in its own response, the rest go on."""
+    for request in requests:
+        if not context.is_active():
+            return
+        try:
+            yield handle(request)
+        except Exception as error:
+            code, message = status_for(error)
+            if code is grpc.StatusCode.INTERNAL:
+                logger.exception("rpc=%s status=INTERNAL", method)
+            yield failed(request, code.value[0], message)
+
+
 def _article_input(article: pb.Article) -> ArticleInput:
     return ArticleInput(
         id=article.id,
@@ -211,18 +235,15 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
     def IndexArticles(
         self, request_iterator: Iterator[pb.IndexArticleRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.IndexArticleResponse]:
-        for request in request_iterator:
-            if not context.is_active():
-                return
-            try:
-                yield self._index(request)
-            except Exception as error:
-                code, message = status_for(error)
-                if code is grpc.StatusCode.INTERNAL:
-                    logger.exception("rpc=IndexArticles id=%r status=INTERNAL", request.article.id)
-                yield pb.IndexArticleResponse(
-                    id=request.article.id, error_code=code.value[0], error_message=message
-                )
+        return _per_item(
+            "IndexArticles",
+            request_iterator,
+            context,
+            self._index,
+            lambda request, code, message: pb.IndexArticleResponse(
+                id=request.article.id, error_code=code, error_message=message
+            ),
+        )
 
     def DeleteArticle(
         self, request: pb.DeleteArticleRequest, context: grpc.ServicerContext
@@ -294,18 +315,15 @@ class DetectorServicer(detector_pb2_grpc.RewriteDetectorServicer):
     def CheckStream(
         self, request_iterator: Iterator[pb.CheckRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.CheckResponse]:
-        for request in request_iterator:
-            if not context.is_active():
-                return
-            try:
-                yield self._check(request)
-            except Exception as error:
-                code, message = status_for(error)
-                if code is grpc.StatusCode.INTERNAL:
-                    logger.exception("rpc=CheckStream request_id=%r status=INTERNAL", request.request_id)
-                yield pb.CheckResponse(
-                    request_id=request.request_id, error_code=code.value[0], error_message=message
-                )
+        return _per_item(
+            "CheckStream",
+            request_iterator,
+            context,
+            self._check,
+            lambda request, code, message: pb.CheckResponse(
+                request_id=request.request_id, error_code=code, error_message=message
+            ),
+        )
 
     def Compare(self, request: pb.CompareRequest, context: grpc.ServicerContext) -> pb.CompareResponse:
         result = _call(context, "Compare", lambda: self._compare(request))
