@@ -7,6 +7,7 @@ dir and fails when the committed stubs differ. `-Iproto` makes the generated imp
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,11 +17,22 @@ PROTO_ROOT = Path(__file__).resolve().parent
 PROTO_FILES = sorted(p.relative_to(PROTO_ROOT).as_posix() for p in PROTO_ROOT.rglob("*.proto"))
 
 
+def _plugin(name: str) -> str:
+    """mypy-protobuf's protoc plugins, found beside this interpreter: a venv's bin/ need not be on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        raise SystemExit(f"{name} not found: install the dev extra (mypy-protobuf)")
+    return f"--plugin={name}={found}"
+
+
 def generate(out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     include_well_known = str(Path(protoc.__file__).parent / "_proto")
     args = [
         "grpc_tools.protoc",
+        _plugin("protoc-gen-mypy"),
+        _plugin("protoc-gen-mypy_grpc"),
         f"-I{PROTO_ROOT}",
         f"-I{include_well_known}",
         f"--python_out={out_dir}",
