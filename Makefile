@@ -49,7 +49,8 @@ lint: setup
 	$(BIN)/mypy client/rewrite_detector server/rewrite_detector_server models/rewrite_detector_models
 
 bench: setup
-	HF_HUB_OFFLINE=1 $(BIN)/python bench/run_all.py
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/eval_pan.py --mode both --subset 200 --seed 1 --cache-dir bench/out/cache
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/bench_throughput.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
