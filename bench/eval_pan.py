@@ -72,7 +72,7 @@ from rewrite_detector_server.evaluation.run import (
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "pan13-train"
 RESULTS_MD = REPO_ROOT / "bench" / "RESULTS.md"
-MARKDOWN_HEADING = "## PAN 2013 text alignment (`bench/eval_pan.py`)"
+MARKDOWN_HEADING = "## Detection quality (PAN 2013)"
 LABEL_ORDER = ("none", "random", "translation", "summary", "no-plagiarism", ENTIRE)
 PUBLISHED = {"none": 0.894, "random": 0.889, "translation": 0.884, "summary": 0.577, ENTIRE: 0.877}
 OURS = "ours"
