@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from rewrite_detector_models.embedder import Embedder
+from rewrite_detector_models.embedder import Embedder, EmbedderWrapper
 
 __all__ = ["BatcherStats", "MicroBatchingEmbedder"]
 
@@ -71,7 +71,7 @@ class _Request:
 _STOP = object()
 
 
-class MicroBatchingEmbedder:
+class MicroBatchingEmbedder(EmbedderWrapper):
     """An ``Embedder`` that funnels concurrent calls into shared ``inner.embed_batch`` calls."""
 
     def __init__(self, inner: Embedder, *, max_batch: int = 64, max_wait_ms: float = 2.0) -> None:
@@ -89,22 +89,6 @@ class MicroBatchingEmbedder:
         self.stats = BatcherStats()
         # The worker holds no reference to self, so an unused batcher is collected and its thread ends.
         self._finalizer = weakref.finalize(self, self._queue.put, _STOP)
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
-
-    @property
-    def inner(self) -> Embedder:
-        return self._inner
-
-    @property
-    def backend(self) -> str:
-        return str(getattr(self._inner, "backend", "unknown"))
 
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:

