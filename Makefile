@@ -8,7 +8,7 @@ DATA_DIR ?= ./data
 # The local CPU wheel of torch must be installed first: a looser requirement pulls GBs of CUDA wheels.
 TORCH_PIN := torch==2.13.0
 
-.PHONY: setup run serve test test-fast proto lint bench clean browser
+.PHONY: setup run serve test test-fast proto lint bench clean browser postgres
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,15 @@ browser:
 		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends chromium; \
 	}
 	@chromium --version 2>/dev/null
+
+# PostgreSQL server binaries (initdb, postgres) for the shared-store tests, which start their own throwaway
+# server (Debian package; idempotent; root or sudo).
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends postgresql; \
+	}
+	@ls /usr/lib/postgresql/*/bin/postgres 2>/dev/null || command -v postgres
 
 proto: setup
 	$(BIN)/python proto/generate.py client

@@ -23,6 +23,16 @@ With --pan-suspicious N at the largest size, PAN retrieval-mode plagdet per inde
 against flat, goal <= 1 point).
 
 Writes bench/out/scale.json.
+
+Serving only, on a data dir that is already filled (the 1M fill takes long), against a baseline:
+
+    git archive <commit> | tar -x -C /tmp/baseline
+    python bench/bench_scale.py --serve-data-dir bench/out/scale/data --index-type ivf-sq8 \
+        --baseline-tree /tmp/baseline --alternations 3
+
+measures cold start and the Check latency rows for the baseline tree's server and this tree's in turn,
+on the same data dir (the baseline's server runs with PYTHONPATH pointing into its tree), and prints
+this tree's figures as ratios to the baseline's from the same run.
 """
 
 from __future__ import annotations
@@ -293,11 +303,19 @@ def latency(
     }
 
 
-def serve_and_measure(data_dir: Path, index_type: str, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+def serve_and_measure(
+    data_dir: Path,
+    index_type: str,
+    args: argparse.Namespace,
+    log: Path,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
     queries = [seed_texts()[k] for k in QUERY_SEEDS]
     out: dict[str, Any] = {}
     offset = log.stat().st_size if log.exists() else 0
-    with ServedProcess(data_dir, log, "--index-type", index_type, "--backend", args.backend) as served:
+    with ServedProcess(
+        data_dir, log, "--index-type", index_type, "--backend", args.backend, env=env
+    ) as served:
         out["cold_start_seconds"] = round(served.wait_ready(), 2)
         out["cold_start_cpu_seconds"] = round(served.cpu_seconds(), 2)
         opened = _RECONCILE.findall(log.read_text(errors="replace")[offset:])
@@ -343,6 +361,62 @@ def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any) -> dict[
     }
 
 
+def tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a child Python import the packages of another source tree first."""
+    paths = [str(tree / part) for part in ("client", "server", "models")]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+# The figures compared between the baseline and this tree (lower is better for all).
+_COMPARED = {
+    "cold_start_seconds": ("cold_start_seconds",),
+    "cold_start_cpu_seconds": ("cold_start_cpu_seconds",),
+    **{
+        f"{row}_{figure}": (row, figure)
+        for row in ("warm_1_client", "warm_8_clients", "fresh_1_client", "fresh_8_clients")
+        for figure in ("p50_ms", "p99_ms", "server_cpu_ms_per_request")
+    },
+}
+
+
+def _figure(run: dict[str, Any], path: tuple[str, ...]) -> float:
+    value: Any = run
+    for key in path:
+        value = value[key]
+    return float(value)
+
+
+def serve_against_baseline(args: argparse.Namespace, results: dict[str, Any]) -> None:
+    """Alternate the baseline tree's server and this tree's on one filled data dir; medians and ratios."""
+    data_dir = args.serve_data_dir
+    log = args.work_dir / "server-ab.log"
+    this_tree = tree_env(args.tree.resolve()) if args.tree else None
+    variants = {"this tree": this_tree}
+    if args.baseline_tree:
+        variants = {"baseline": tree_env(args.baseline_tree.resolve()), "this tree": this_tree}
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
+    for alternation in range(args.alternations):
+        for name, env in variants.items():
+            run = serve_and_measure(data_dir, args.index_type, args, log, env)
+            runs[name].append(run)
+            print(alternation + 1, name, json.dumps(run), flush=True)
+            results["serve_runs"] = runs
+            args.out.write_text(json.dumps(results, indent=2) + "\n")
+    medians = {
+        name: {figure: float(np.median([_figure(r, path) for r in rs])) for figure, path in _COMPARED.items()}
+        for name, rs in runs.items()
+    }
+    results["medians"] = medians
+    if "baseline" in medians:
+        results["ratio_this_tree_to_baseline"] = {
+            figure: round(medians["this tree"][figure] / medians["baseline"][figure], 3)
+            for figure in _COMPARED
+            if medians["baseline"][figure]
+        }
+    summary = {k: results[k] for k in ("medians", "ratio_this_tree_to_baseline") if k in results}
+    print(json.dumps(summary, indent=2))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -362,6 +436,26 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=OUT / "scale")
     parser.add_argument("--max-seconds", type=float, default=5400, help="skip remaining steps after this")
     parser.add_argument("--out", type=Path, default=OUT / "scale.json")
+    parser.add_argument(
+        "--serve-data-dir",
+        type=Path,
+        default=None,
+        help="only measure serving (cold start, latency) on this already filled data dir",
+    )
+    parser.add_argument("--index-type", default="ivf-sq8", help="index type of --serve-data-dir")
+    parser.add_argument(
+        "--baseline-tree",
+        type=Path,
+        default=None,
+        help="with --serve-data-dir: a source tree whose server is measured in turn with this tree's",
+    )
+    parser.add_argument(
+        "--tree",
+        type=Path,
+        default=None,
+        help="with --serve-data-dir: measure this source tree's server instead of this checkout's",
+    )
+    parser.add_argument("--alternations", type=int, default=3, help="with --serve-data-dir")
     args = parser.parse_args()
     started = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -371,6 +465,12 @@ def main() -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     log = args.work_dir / "server.log"
     results: dict[str, Any] = {**run_header("bench_scale.py"), "backend": args.backend, "sizes": {}}
+    if args.serve_data_dir:
+        results["serve_data_dir"] = str(args.serve_data_dir)
+        serve_against_baseline(args, results)
+        results["seconds"] = round(time.monotonic() - started, 1)
+        args.out.write_text(json.dumps(results, indent=2) + "\n")
+        return 0
 
     if not (data_dir / STORE_FILE).exists():
         results["real_articles"] = index_real_articles(data_dir, args.pan_sources)

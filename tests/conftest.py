@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -123,3 +131,141 @@ def milvus_server(tmp_path: Path) -> Iterator[MilvusServer]:
     server = MilvusServer(tmp_path / "milvus-server")
     yield server
     server.stop()
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (for servers that cannot report the port they bound)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# What to install when the PostgreSQL server binaries are missing (Debian/Ubuntu; CI's image has them).
+POSTGRES_INSTALL_HINT = "apt-get install postgresql (PostgreSQL server binaries: initdb, postgres)"
+
+
+def postgres_bin_dir() -> Path | None:
+    """Directory holding ``initdb`` and ``postgres``: on PATH, else Debian's /usr/lib/postgresql/<v>/bin."""
+    initdb = shutil.which("initdb")
+    if initdb and shutil.which("postgres"):
+        return Path(initdb).resolve().parent
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]))
+    return Path(candidates[-1]).parent if candidates else None
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster: ``initdb`` into a temp dir, ``postgres`` on an ephemeral loopback
+    port, durability off (test data only). As root it runs as the ``postgres`` system user, because
+    ``initdb`` and ``postgres`` refuse to run as root."""
+
+    SUPERUSER = "rewrite_detector_test"
+
+    def __init__(self, bin_dir: Path) -> None:
+        self.bin_dir = bin_dir
+        self._run_as: dict[str, Any] = {}
+        if os.geteuid() == 0:
+            try:
+                account = pwd.getpwnam("postgres")
+            except KeyError:
+                pytest.skip(
+                    "PostgreSQL refuses to run as root and there is no 'postgres' user to run it as: "
+                    f"{POSTGRES_INSTALL_HINT} creates one"
+                )
+            self._run_as = {"user": account.pw_uid, "group": account.pw_gid, "extra_groups": []}
+        self.root = Path(tempfile.mkdtemp(prefix="rewrite-detector-pg-"))
+        if self._run_as:
+            os.chown(self.root, self._run_as["user"], self._run_as["group"])
+        self.port = 0
+        self._process: subprocess.Popen[str] | None = None
+        self._databases = 0
+        subprocess.run(
+            [
+                str(bin_dir / "initdb"),
+                *("-D", str(self.root / "data"), "-U", self.SUPERUSER, "-A", "trust"),
+                *("-E", "UTF8", "--no-locale", "--no-sync"),
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+            **self._run_as,
+        )
+        self.start()
+
+    def start(self) -> None:
+        import psycopg
+
+        for _attempt in range(3):  # the port is picked before postgres binds it: retry if taken meanwhile
+            self.port = free_port()
+            log = open(self.root / "postgres.log", "a")  # noqa: SIM115 - postgres writes it while it runs
+            settings = {
+                "listen_addresses": "127.0.0.1",
+                "unix_socket_directories": str(self.root),
+                "fsync": "off",
+                "synchronous_commit": "off",
+                "full_page_writes": "off",
+                "max_connections": "200",
+            }
+            options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
+            command = [str(self.bin_dir / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port)]
+            self._process = subprocess.Popen(
+                [*command, *options],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                text=True,
+                **self._run_as,
+            )
+            log.close()
+            deadline = time.monotonic() + 30
+            while self._process.poll() is None and time.monotonic() < deadline:
+                try:
+                    psycopg.connect(self.url("postgres"), connect_timeout=2).close()
+                    return
+                except psycopg.OperationalError:
+                    time.sleep(0.05)
+            self.stop()
+        raise RuntimeError(f"postgres did not start: {(self.root / 'postgres.log').read_text()[-2000:]}")
+
+    def url(self, database: str) -> str:
+        return f"postgresql://{self.SUPERUSER}@127.0.0.1:{self.port}/{database}"
+
+    def new_database(self) -> str:
+        """A fresh, empty database; returns its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"test_{self._databases}"
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self._process is not None and self._process.poll() is None:
+            self._process.terminate()  # SIGTERM = "smart" shutdown; SIGINT would be "fast"
+            try:
+                self._process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def remove(self) -> None:
+        self.stop()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL per test session; tests take their own database from it (``postgres_url``)."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip(f"PostgreSQL server binaries not found: {POSTGRES_INSTALL_HINT}")
+    pytest.importorskip("psycopg", reason="pip install -e '.[dev]' (psycopg[binary,pool])")
+    server = PostgresServer(bin_dir)
+    yield server
+    server.remove()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """URL of a fresh, empty database on the session's PostgreSQL."""
+    return postgres_server.new_database()

@@ -30,7 +30,7 @@ from rewrite_detector_server.auth import (
     exposure_warnings,
     server_credentials,
 )
-from rewrite_detector_server.config import Settings
+from rewrite_detector_server.config import Settings, check_storage_settings
 from rewrite_detector_server.core.align import AlignmentParams
 from rewrite_detector_server.core.detector import Detector, DetectorLimits
 from rewrite_detector_server.core.passages import PassageParams
@@ -51,7 +51,9 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
     """Load the model (unless given), open the data dir, apply the shipped calibration.
 
     The model (given or loaded) is served behind the embedding LRU and the micro-batcher.
+    Raises ``ConfigError`` for storage settings that cannot work together.
     """
+    check_storage_settings(settings)
     data_dir = Path(settings.data_dir)
     model = embedder or load_embedder(
         settings.model,
@@ -81,6 +83,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         snapshot_every=settings.snapshot_every,
         vector_backend=settings.vector_backend,
         milvus=milvus,
+        store_url=settings.store_url,
     )
     calibration = load_calibration()
     return Detector(
@@ -198,17 +201,19 @@ def serve_forever(
     # Refuse a bad auth/TLS setup before spending seconds loading the model; create_server checks again.
     check_exposure(settings.host, TokenTable.from_settings(settings), settings)
     server_credentials(settings)
+    check_storage_settings(settings)
     logger.info(
         "loading model=%s backend=%s data_dir=%s", settings.model, settings.embed_backend, settings.data_dir
     )
     detector = build_detector(settings)
     running = create_server(detector, f"{settings.host}:{settings.port}", settings)
     logger.info(
-        "serving address=%s:%d model=%s articles=%d",
+        "serving address=%s:%d model=%s articles=%d store=%s",
         settings.host,
         running.port,
         detector.embedder.name,
         detector.storage.count_articles(),
+        detector.storage.store_location,
     )
     stop = threading.Event()
 

@@ -56,6 +56,11 @@ class Settings:
     milvus_uri: str = ""
     milvus_collection: str = "rewrite_detector"
     milvus_token: str = field(default="", repr=False)
+    # Article store: empty = SQLite in the data dir (one process). A PostgreSQL URL
+    # (postgresql://user@host:5432/dbname) = a store several replicas share; it needs a shared vector
+    # index, vector_backend "milvus" with an http(s):// milvus_uri (check_storage_settings). Kept out of
+    # repr(): the URL may carry a password (libpq's PGPASSWORD / ~/.pgpass keep it out of the URL).
+    store_url: str = field(default="", repr=False)
     # Prometheus /metrics on this port (same host as the gRPC server); 0 = no metrics endpoint.
     metrics_port: int = 0
     # Embedding backend: "torch" (fp32), "onnx" (fp32) or "onnx-int8" (dynamic int8, the default: the
@@ -85,6 +90,33 @@ class Settings:
         if "data_dir" in values:
             values["data_dir"] = Path(values["data_dir"])
         return cls(**values)
+
+
+class ConfigError(ValueError):
+    """Settings that cannot work together; the message names the settings and says what to change."""
+
+
+def check_storage_settings(settings: Settings) -> None:
+    """Refuse a shared article store without a shared vector index, before anything is loaded.
+
+    Replicas sharing the PostgreSQL store must also share the vectors: FAISS lives in each process and
+    milvus-lite is a file one process opens, so each replica would search only its own writes.
+    """
+    if not settings.store_url:
+        return
+    if not settings.store_url.lower().startswith(("postgresql://", "postgres://")):
+        raise ConfigError(
+            f"{ENV_PREFIX}STORE_URL (--store-url) must be a PostgreSQL URL such as "
+            "postgresql://user@host:5432/dbname, or empty for the SQLite store in the data dir"
+        )
+    uri = settings.milvus_uri
+    if settings.vector_backend != "milvus" or not uri.lower().startswith(("http://", "https://")):
+        raise ConfigError(
+            f"{ENV_PREFIX}STORE_URL (--store-url) makes the article store shared between replicas, so the "
+            f"vector index must be shared too: set {ENV_PREFIX}VECTOR_BACKEND=milvus (--vector-backend "
+            f"milvus) and {ENV_PREFIX}MILVUS_URI (--milvus-uri) to a Milvus server, http(s)://host:19530. "
+            f"Got vector backend {settings.vector_backend!r}, Milvus URI {uri or '(empty: milvus-lite)'!r}"
+        )
 
 
 def _parse(name: str, raw: str, annotation: object) -> Any:

@@ -23,3 +23,11 @@ class IncompatibleIndexError(DetectorError):
 
 class IndexUnavailableError(DetectorError):
     """The vector index backend (a Milvus server) failed or cannot be reached: UNAVAILABLE, retry later."""
+
+
+class StoreUnavailableError(IndexUnavailableError):
+    """The shared article store (PostgreSQL) failed or cannot be reached: UNAVAILABLE, retry later.
+
+    A subclass of ``IndexUnavailableError`` because callers see the same thing — the data the answer
+    needs cannot be read now, retrying may help — and every place that maps or reports that one
+    (gRPC status, CLI exit code) then covers this one too."""

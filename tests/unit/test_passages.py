@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rewrite_detector_server.core.passages import find_passages
+from rewrite_detector_server.core.passages import PassageParams, find_passages
 from rewrite_detector_server.core.segment import segment
 
 COPIED = (
@@ -23,9 +23,9 @@ SUBMITTED = (
 )
 
 
-def _passages(submitted: str, source: str):  # type: ignore[no-untyped-def]
+def _passages(submitted: str, source: str, params: PassageParams | None = None):  # type: ignore[no-untyped-def]
     return find_passages(
-        submitted, segment(submitted).content_paragraphs, source, segment(source).content_paragraphs
+        submitted, segment(submitted).content_paragraphs, source, segment(source).content_paragraphs, params
     )
 
 
@@ -57,3 +57,77 @@ def test_unrelated_documents_and_short_coincidences_give_nothing() -> None:
 
 def test_empty_sides_give_nothing() -> None:
     assert find_passages("", [], SOURCE, segment(SOURCE).content_paragraphs) == []
+
+
+# -- summaries: a short passage condensing a long source stretch ------------------------------------------
+
+_FLOOD_REPORT = [
+    "Heavy rain fell across the valley for three days, and the river rose above its banks on Sunday.",
+    "The river authority opened all four sluice gates at Marlow to relieve the pressure on the weir.",
+    "Engineers measured the water level at the weir every hour through the night.",
+    "By Monday morning the level had risen by almost two metres since Thursday.",
+    "Police closed the towpath and asked residents of the lower town to move their cars.",
+    "Volunteers filled sandbags at the fire station and carried them to houses near the bridge.",
+    "The primary school on Mill Lane stayed closed because its playground was under water.",
+    "Buses were diverted around the flooded high street for most of the week.",
+    "The council opened the leisure centre as a shelter for families who left their homes.",
+    "About forty people spent Monday night there, with food donated by local shops.",
+    "Insurance assessors arrived on Wednesday to inspect the damaged shops and houses.",
+    "The council said repairs to the towpath and the bridge would take several months.",
+]
+_OTHER_NEWS = [
+    "Elsewhere, the cricket club announced the dates of its summer fixtures.",
+    "A new bakery opened in the market square with a queue outside on its first morning.",
+    "The library has extended its opening hours on Saturdays.",
+    "Tickets for the autumn theatre festival go on sale next month.",
+    "The golf course is recruiting volunteers for its junior coaching scheme.",
+    "A local author signed copies of her latest novel at the bookshop.",
+]
+_SUMMARY = (
+    "After three days of heavy rain the river rose and the authority opened the sluice gates at the weir, "
+    "where the water level had risen almost two metres. Police closed the towpath, residents moved cars "
+    "and volunteers carried sandbags to houses near the bridge. The flooded school stayed closed and buses "
+    "were diverted around the high street. Families sheltered at the leisure centre with food from local "
+    "shops, and the council said repairs to the towpath and bridge would take months."
+)
+
+
+def test_summary_of_a_whole_article_is_matched_to_the_whole_article() -> None:
+    # Each summary sentence condenses a group of report sentences; other news separates the groups by
+    # more sentences than a narrow passage may skip.
+    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
+    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    submitted = (
+        "Local news in brief.\n\nA new cycling club meets on Tuesdays.\n\n"
+        + _SUMMARY
+        + "\n\nFootball: lost 2-1."
+    )
+    (passage,) = _passages(submitted, source)
+    assert passage.summary
+    start = submitted.index(_SUMMARY)
+    assert start <= passage.submitted_span[0] < start + 20
+    assert start + len(_SUMMARY) - 20 < passage.submitted_span[1] <= start + len(_SUMMARY)
+    assert passage.source_span == (0, len(source.rstrip()))
+
+
+def test_copy_with_same_topic_sentences_far_away_is_not_taken_for_a_summary() -> None:
+    other = " ".join(_OTHER_NEWS * 2)
+    source = (
+        "The river authority said the sluice gates at Marlow were last opened in 2014 after days of rain.\n\n"
+        f"{other}\n\n{COPIED}\n\n{other}\n\n"
+        "Engineers will inspect the weir again on Thursday morning, the river authority said."
+    )
+    submitted = (
+        "Flood warning.\n\nA new cycling club meets on Tuesdays.\n\n" + COPIED + "\n\nFootball: lost 2-1."
+    )
+    copied_at = source.index(COPIED)
+    # The wide source gap does join the far same-topic sentences to the copy ...
+    unguarded = PassageParams(summary_max_single_cover=1.01, summary_min_sentences=0, summary_min_chars=0)
+    (swapped,) = _passages(submitted, source, unguarded)
+    assert swapped.summary and swapped.source_span[1] - swapped.source_span[0] > 5 * len(COPIED)
+    # ... but one length-balanced narrow passage already explains the whole copy, so it stays tight.
+    only_cover_guard = PassageParams(summary_min_sentences=0, summary_min_chars=0)
+    for params in (PassageParams(), only_cover_guard):
+        (passage,) = _passages(submitted, source, params)
+        assert not passage.summary
+        assert passage.source_span == (copied_at, copied_at + len(COPIED))

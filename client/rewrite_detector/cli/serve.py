@@ -150,6 +150,16 @@ def serve(
             "default rewrite_detector].",
         ),
     ] = None,
+    store_url: Annotated[
+        str | None,
+        typer.Option(
+            "--store-url",
+            metavar="URL",
+            help="Article store shared by several replicas: postgresql://user@host:5432/dbname; needs "
+            "--vector-backend milvus with an http(s):// --milvus-uri [env REWRITE_DETECTOR_STORE_URL; "
+            "default: SQLite in the data dir]. Keep passwords out of the URL: PGPASSWORD or ~/.pgpass.",
+        ),
+    ] = None,
 ) -> None:
     """Run the rewrite-detector gRPC server until interrupted (SIGINT / SIGTERM).
 
@@ -167,6 +177,7 @@ def serve(
             EXIT_FAILED,
         )
     from rewrite_detector_server.auth import AuthConfigError
+    from rewrite_detector_server.config import ConfigError
     from rewrite_detector_server.errors import IncompatibleIndexError, IndexUnavailableError
 
     settings = {
@@ -180,6 +191,7 @@ def serve(
         "vector_backend": vector_backend.value if vector_backend else None,
         "milvus_uri": milvus_uri,
         "milvus_collection": milvus_collection,
+        "store_url": store_url,
         "embed_backend": backend.value if backend else None,
     }
     extra: dict[str, Any] = {
@@ -187,12 +199,19 @@ def serve(
     }
     try:
         server_app.serve_forever(host=host, port=port, data_dir=data_dir, model=model, **extra)
-    except AuthConfigError as err:
+    except (AuthConfigError, ConfigError) as err:
         fail(str(err), EXIT_USAGE)
     except (IncompatibleIndexError, IndexUnavailableError) as err:
         fail(str(err), EXIT_FAILED)
     except ImportError as err:
-        if (err.name or "").split(".")[0] not in ("pymilvus", "milvus_lite"):
+        missing = (err.name or "").split(".")[0]
+        if missing in ("psycopg", "psycopg_pool"):
+            fail(
+                f"the shared PostgreSQL store is not installed (missing module {err.name!r}): "
+                "pip install 'rewrite-detector[shared]'",
+                EXIT_FAILED,
+            )
+        if missing not in ("pymilvus", "milvus_lite"):
             raise
         fail(
             f"the Milvus backend is not installed (missing module {err.name!r}): "

@@ -12,7 +12,7 @@ Each group is then scored on its concatenated text and length-weighted mean embe
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,9 +89,13 @@ def similarity_matrix(submitted: np.ndarray, source: np.ndarray) -> np.ndarray:
 def _monotone_chain(gain: np.ndarray) -> list[tuple[int, int]]:
     """Max-weight monotone 1:1 matching over positive gains (gaps cost nothing)."""
     n, m = gain.shape
-    score = np.zeros((n + 1, m + 1), dtype=np.float64)
+    # Python floats rather than numpy scalars: the recurrence is sequential in both directions, so it
+    # cannot be vectorised, and element access on lists is several times faster. The values are the
+    # same doubles (float32 gains widen exactly; float64 sums round as numpy's would).
+    gains = gain.tolist()
+    score = [[0.0] * (m + 1) for _ in range(n + 1)]
     for i in range(1, n + 1):
-        row_gain = gain[i - 1]
+        row_gain = gains[i - 1]
         prev = score[i - 1]
         cur = score[i]
         for j in range(1, m + 1):
@@ -103,9 +107,9 @@ def _monotone_chain(gain: np.ndarray) -> list[tuple[int, int]]:
     chain: list[tuple[int, int]] = []
     i, j = n, m
     while i > 0 and j > 0:
-        if score[i, j] == score[i - 1, j]:
+        if score[i][j] == score[i - 1][j]:
             i -= 1
-        elif score[i, j] == score[i, j - 1]:
+        elif score[i][j] == score[i][j - 1]:
             j -= 1
         else:
             chain.append((i - 1, j - 1))
@@ -146,6 +150,31 @@ def _group_similarity(
     return float(np.clip(left @ right, 0.0, 1.0))
 
 
+class _Profiles:
+    """Text profiles of one side, computed on first use: most paragraphs of a source never reach the
+    similarity floor, and profiling is the costliest step of an alignment."""
+
+    __slots__ = ("_profiles", "_texts")
+
+    def __init__(self, texts: Sequence[str]) -> None:
+        self._texts = texts
+        self._profiles: list[TextProfile | None] = [None] * len(texts)
+
+    def __getitem__(self, position: int) -> TextProfile:
+        found = self._profiles[position]
+        if found is None:
+            found = self._profiles[position] = profile(self._texts[position])
+        return found
+
+
+@dataclass(frozen=True, slots=True)
+class _PairFeatures:
+    """Lexical evidence of one paragraph pair, kept at full precision for reuse by the scoring step."""
+
+    lexical: float
+    anchors: float
+
+
 def _grow_groups(
     groups: list[tuple[list[int], list[int]]],
     strong: list[tuple[list[int], list[int]]],
@@ -164,17 +193,23 @@ def _grow_groups(
     n, m = sim.shape
     used_sub = {i for sub, _ in groups for i in sub}
     used_src = {j for _, src in groups for j in src}
+    # Best counterpart of every row and column, once (the loop below asks for them repeatedly).
+    best_for_row = sim.argmax(axis=1).tolist()
+    best_for_col = sim.argmax(axis=0).tolist()
     changed = True
     while changed:
         changed = False
         for sub, src in strong:
-            current = _group_similarity(sub, src, submitted, source)
+            # The group's own similarity is only needed once a neighbour qualifies, which is rare.
+            current: float | None = None
             for i in (min(sub) - 1, max(sub) + 1):
                 if not (0 <= i < n) or i in used_sub:
                     continue
-                best = int(np.argmax(sim[i]))
+                best = best_for_row[i]
                 if best not in src or sim[i, best] < params.merge_similarity:
                     continue
+                if current is None:
+                    current = _group_similarity(sub, src, submitted, source)
                 grown = _group_similarity([*sub, i], src, submitted, source)
                 if grown >= current:
                     sub.append(i)
@@ -185,9 +220,11 @@ def _grow_groups(
             for j in (min(src) - 1, max(src) + 1):
                 if not (0 <= j < m) or j in used_src:
                     continue
-                best = int(np.argmax(sim[:, j]))
+                best = best_for_col[j]
                 if best not in sub or sim[best, j] < params.merge_similarity:
                     continue
+                if current is None:
+                    current = _group_similarity(sub, src, submitted, source)
                 grown = _group_similarity(sub, [*src, j], submitted, source)
                 if grown >= current:
                     src.append(j)
@@ -204,31 +241,45 @@ def align(submitted: AlignSide, source: AlignSide, params: AlignmentParams | Non
     if n == 0 or m == 0:
         return []
     sim = similarity_matrix(submitted.vectors, source.vectors)
-    sub_profiles = [profile(t) for t in submitted.texts]
-    src_profiles = [profile(t) for t in source.texts]
+    sub_profiles = _Profiles(submitted.texts)
+    src_profiles = _Profiles(source.texts)
 
     lexical = np.zeros((n, m), dtype=np.float32)
     anchor = np.zeros((n, m), dtype=np.float32)
-    candidates = np.argwhere(sim >= params.min_similarity)
-    for i, j in candidates:
-        lexical[i, j] = lexical_overlap(sub_profiles[i], src_profiles[j])
-        anchor[i, j] = anchor_overlap(sub_profiles[i], src_profiles[j])
+    above_floor = sim >= params.min_similarity
+    rows, cols = np.nonzero(above_floor)
+    features: dict[tuple[int, int], _PairFeatures] = {}
+    for i, j in zip(rows.tolist(), cols.tolist(), strict=True):
+        left, right = sub_profiles[i], src_profiles[j]
+        features[i, j] = _PairFeatures(lexical_overlap(left, right), anchor_overlap(left, right))
+    if features:
+        # One fancy-indexed store per matrix (float64 -> float32 rounds exactly as item stores would).
+        lexical[rows, cols] = [f.lexical for f in features.values()]
+        anchor[rows, cols] = [f.anchors for f in features.values()]
     evidence = sim + params.lexical_weight * lexical + params.anchor_weight * anchor
-    gain = np.where(sim >= params.min_similarity, evidence - params.chain_threshold, 0.0)
+    gain = np.where(above_floor, evidence - params.chain_threshold, 0.0)
 
     chain = _monotone_chain(gain)
     groups: list[tuple[list[int], list[int]]] = [([i], [j]) for i, j in chain]
     in_chain = {(i, j) for i, j in chain}
 
     used_sub = {i for i, _ in chain}
+    best_evidence = evidence.argmax(axis=1).tolist()
     for i in range(n):
         if i in used_sub:
             continue
-        j = int(np.argmax(evidence[i]))
+        j = best_evidence[i]
         if sim[i, j] >= params.reorder_similarity or (
             sim[i, j] >= params.min_similarity and lexical[i, j] >= params.reorder_lexical
         ):
             groups.append(([i], [j]))
+
+    ratios: dict[tuple[int, int], float] = {}
+
+    def pair_ratio(i: int, j: int) -> float:
+        if (i, j) not in ratios:
+            ratios[i, j] = verbatim_ratio(sub_profiles[i], src_profiles[j])
+        return ratios[i, j]
 
     strong = [
         g
@@ -237,14 +288,16 @@ def align(submitted: AlignSide, source: AlignSide, params: AlignmentParams | Non
             float(sim[g[0][0], g[1][0]]),
             float(lexical[g[0][0], g[1][0]]),
             float(anchor[g[0][0], g[1][0]]),
-            verbatim_ratio(sub_profiles[g[0][0]], src_profiles[g[1][0]]),
+            pair_ratio(g[0][0], g[1][0]),
             params,
         )
         is not PairKind.WEAK
     ]
     _grow_groups(groups, strong, sim, submitted, source, params)
     return [
-        _score_group(sub, src, submitted, source, sub_profiles, src_profiles, params, in_chain)
+        _score_group(
+            sub, src, submitted, source, sub_profiles, src_profiles, params, in_chain, features, pair_ratio
+        )
         for sub, src in sorted(groups, key=lambda g: g[0][0])
     ]
 
@@ -254,21 +307,30 @@ def _score_group(
     src: list[int],
     submitted: AlignSide,
     source: AlignSide,
-    sub_profiles: list[TextProfile],
-    src_profiles: list[TextProfile],
+    sub_profiles: _Profiles,
+    src_profiles: _Profiles,
     params: AlignmentParams,
     in_chain: set[tuple[int, int]],
+    features: dict[tuple[int, int], _PairFeatures],
+    pair_ratio: Callable[[int, int], float],
 ) -> GroupPair:
     if len(sub) == 1 and len(src) == 1:
-        left, right = sub_profiles[sub[0]], src_profiles[src[0]]
-        similarity = float(np.clip(submitted.vectors[sub[0]] @ source.vectors[src[0]], 0.0, 1.0))
+        i, j = sub[0], src[0]
+        similarity = float(np.clip(submitted.vectors[i] @ source.vectors[j], 0.0, 1.0))
+        known = features.get((i, j))
+        if known is None:  # a pair below the similarity floor (the chain never links those)
+            known = _PairFeatures(
+                lexical_overlap(sub_profiles[i], src_profiles[j]),
+                anchor_overlap(sub_profiles[i], src_profiles[j]),
+            )
+        lexical, anchors, ratio = known.lexical, known.anchors, pair_ratio(i, j)
     else:
         left = profile(" ".join(submitted.texts[i] for i in sub))
         right = profile(" ".join(source.texts[j] for j in src))
         similarity = _group_similarity(sub, src, submitted, source)
-    lexical = lexical_overlap(left, right)
-    anchors = anchor_overlap(left, right)
-    ratio = verbatim_ratio(left, right)
+        lexical = lexical_overlap(left, right)
+        anchors = anchor_overlap(left, right)
+        ratio = verbatim_ratio(left, right)
     in_order = any((i, j) in in_chain for i in sub for j in src)
     return GroupPair(
         submitted=tuple(sub),

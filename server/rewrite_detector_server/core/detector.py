@@ -26,6 +26,7 @@ from rewrite_detector_server.core.extract import (
     prepare_text,
     sniff_format,
 )
+from rewrite_detector_server.core.fingerprints import LexicalParams, fingerprints
 from rewrite_detector_server.core.observer import DetectorObserver, NullObserver
 from rewrite_detector_server.core.passages import PassageParams, find_passages
 from rewrite_detector_server.core.refine import RefineParams
@@ -78,6 +79,8 @@ class RetrievalParams:
     vote_similarity: float = 0.5
     # How many voted-for articles get a full alignment.
     candidate_sources: int = 10
+    # Candidates found by shared rare word pairs, aligned in addition to the embedding-voted ones.
+    lexical: LexicalParams = field(default_factory=LexicalParams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -412,7 +415,7 @@ class Detector:
         content = submitted.content_paragraphs
         vectors = self._embed(content)
         timer.lap("embed")
-        candidates = restricted or self._retrieve(vectors)
+        candidates = restricted or self._retrieve(content, vectors)
         timer.lap("search")
         prepared = EvidenceSide.of(submitted_input.text, content, vectors)
         matches = []
@@ -484,8 +487,9 @@ class Detector:
                 "split the texts into smaller parts"
             )
 
-    def _retrieve(self, vectors: np.ndarray) -> list[str]:
-        """Candidate sources: each submitted paragraph's neighbours vote for their article."""
+    def _retrieve(self, content: Sequence[Paragraph], vectors: np.ndarray) -> list[str]:
+        """Candidate sources: articles voted for by each submitted paragraph's nearest neighbours, then
+        articles sharing rare word pairs with a submitted paragraph (core/fingerprints.py)."""
         votes: dict[str, float] = defaultdict(float)
         for neighbours in self.storage.search(vectors, self.retrieval.top_k):
             best: dict[str, float] = {}
@@ -495,7 +499,11 @@ class Detector:
             for article_id, score in best.items():
                 votes[article_id] += score
         ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
-        return [article_id for article_id, _ in ranked[: self.retrieval.candidate_sources]]
+        candidates = [article_id for article_id, _ in ranked[: self.retrieval.candidate_sources]]
+        lexical = self.storage.lexical_candidates(
+            [fingerprints(p.text) for p in content], self.retrieval.lexical
+        )
+        return list(dict.fromkeys([*candidates, *(article_id for article_id, _ in lexical)]))
 
     def _match_indexed(
         self,

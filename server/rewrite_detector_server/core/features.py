@@ -21,6 +21,14 @@ _QUOTE_TRANSLATION = str.maketrans({"‘": "'", "’": "'", "‚": "'", "“": '
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 _CAPITALISED = re.compile(r"\b[A-Z][\w'’-]*[A-Za-z]\b")
+# The same matches, with sentence-initial ones (at the start of the text, or after a sentence end, quote
+# or colon and at most one whitespace character) taken by the first branch, whose group stays empty:
+# `findall` then yields "" for those and the name for the others, so the filter runs in C. A skipped name
+# must still be consumed: rejecting it would let the scan restart inside it ("O'Neil" -> "Neil").
+_SENTENCE_END = '[.!?"“:]'
+_NAME_OR_SKIPPED = re.compile(
+    rf"(?:^|(?<={_SENTENCE_END})|(?<={_SENTENCE_END}\s)){_CAPITALISED.pattern}|({_CAPITALISED.pattern})"
+)
 _QUOTED = re.compile(r"[\"“”]([^\"“”]{3,300})[\"“”]")
 
 # A short fixed list instead of NLTK's: no corpus download is possible offline, and function words are
@@ -61,19 +69,52 @@ class TextProfile:
     word_count: int
 
 
+# Profiles of paragraph-sized texts are memoised: a Check profiles its own paragraphs once per candidate
+# source, and the paragraphs of the sources it is compared with recur across Checks. Profiles are
+# immutable, so sharing them is safe. Longer texts (whole passages, up to an article) are not kept: a few
+# thousand of them could pin gigabytes.
+PROFILE_CACHE_MAX_CHARS = 2000
+
+
 def profile(text: str) -> TextProfile:
+    if len(text) <= PROFILE_CACHE_MAX_CHARS:
+        return _cached_profile(text)
+    return _profile(text)
+
+
+@lru_cache(maxsize=2048)
+def _cached_profile(text: str) -> TextProfile:
+    return _profile(text)
+
+
+def _profile(text: str) -> TextProfile:
     tokens = words(text)
     return TextProfile(
-        content_words=frozenset(t for t in tokens if t not in STOPWORDS),
+        content_words=frozenset(tokens).difference(STOPWORDS),
         bigrams=frozenset(itertools.pairwise(tokens)),
-        anchors=frozenset(anchors(text)),
+        anchors=anchor_set(text),
         folded=" ".join(tokens),
         word_count=len(tokens),
     )
 
 
+def anchor_set(text: str) -> frozenset[str]:
+    """The distinct ``anchors`` of a text, found with whole-text regex calls (profile's hot path)."""
+    found = {"#" + number.replace(",", "") for number in _NUMBER.findall(text)}
+    for name in _NAME_OR_SKIPPED.findall(text):
+        token = name.lower()
+        if token and token not in STOPWORDS:
+            found.add("@" + token.replace("’", "'"))
+    for quoted in _QUOTED.findall(text):
+        found.update("q" + token for token in words(quoted) if token not in STOPWORDS)
+    return frozenset(found)
+
+
 def anchors(text: str) -> Iterable[str]:
-    """Numbers, capitalised names (not sentence-initial) and quoted words of a text."""
+    """Numbers, capitalised names (not sentence-initial) and quoted words of a text.
+
+    The reference definition, match by match; ``anchor_set`` computes the same set faster.
+    """
     for match in _NUMBER.finditer(text):
         yield "#" + match.group().replace(",", "")
     for match in _CAPITALISED.finditer(text):

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import snowballstemmer
 
@@ -50,6 +51,21 @@ class PassageParams:
     # A passage found with the wide source gap is taken as a summary (replacing the narrow-gap passages
     # it overlaps) when its source span is at least this many times longer than its submitted span.
     summary_ratio: float = 5.0
+    # ... and when at least this many distinct submitted sentences seed it. A summary condenses several
+    # source sentences in several of its own; one submitted sentence with a few same-topic seeds far
+    # away in the source is a verbatim or paraphrased passage, and swapping it for the wide passage
+    # over-extended its source span (pan13-train: 2 keeps 83 of 85 summary swaps and drops 413 of 650
+    # swaps on the other obfuscation types, whose source sides were ~75 % outside their case).
+    summary_min_sentences: int = 2
+    # ... and when no single narrow passage already explains it: one length-balanced narrow passage
+    # (source <= 2x submitted) covering this fraction of its submitted span is a copy or a paraphrase
+    # with same-topic seeds further away, not a summary (whose sentences each seed a different place) ...
+    summary_max_single_cover: float = 0.9
+    # ... and when its submitted side is at least this long (a one-sentence "summary" is a paraphrase).
+    summary_min_chars: int = 300
+    # A summary whose seeds spread over at least this fraction of the source's sentences condenses the
+    # whole source: its source span becomes all of the source's content (0 disables).
+    summary_whole_source: float = 0.25
     cluster_cosine: float = 0.34
     min_chars: int = 150
 
@@ -76,19 +92,55 @@ class Passage:
     source_paragraphs: tuple[int, int]
     cosine: float
     seeds: int
+    # Found with the wide source gap and swapped in as a summary (see PassageParams.summary_ratio).
+    summary: bool = False
 
 
 @lru_cache(maxsize=131072)
-def _stem(word: str) -> str:
+def stem_word(word: str) -> str:
     with _STEMMER_LOCK:
         return str(_STEMMER.stemWord(word))
+
+
+def _sentence_terms(sentence: str) -> Counter[str]:
+    # map over a list: the per-word work stays in C (same terms, same first-seen order).
+    return Counter(map(stem_word, [w for w in words(sentence) if w not in STOPWORDS and len(w) > 1]))
+
+
+# Paragraphs recur across Checks (every Check against a source re-reads its paragraphs, and a repeated
+# submission re-reads its own): their sentences and terms are kept per paragraph text, for texts up to
+# PARAGRAPH_CACHE_MAX_CHARS (segment.py caps paragraphs at 1200 normalised characters; raw markup can add
+# to that), which bounds the cache to tens of MB. The Counters are shared and never mutated.
+PARAGRAPH_CACHE_MAX_CHARS = 4000
+
+
+@lru_cache(maxsize=4096)
+def _paragraph_sentences(raw: str) -> tuple[tuple[int, int, Counter[str]], ...]:
+    found = []
+    for start, end in split_sentences(raw, 0, len(raw)):
+        terms = _sentence_terms(raw[start:end])
+        if terms:
+            found.append((start, end, terms))
+    return tuple(found)
 
 
 def sentences(text: str, paragraphs: Sequence[Paragraph]) -> list[Sentence]:
     out = []
     for position, paragraph in enumerate(paragraphs):
-        for start, end in split_sentences(text, paragraph.start, paragraph.end):
-            terms = Counter(_stem(w) for w in words(text[start:end]) if w not in STOPWORDS and len(w) > 1)
+        first, stop = paragraph.start, paragraph.end
+        # split_sentences reads outside its range only to find where the word before a full stop
+        # starts, which stops at whitespace: a paragraph after whitespace splits alone exactly as in
+        # its article, so its sentences can come from the per-paragraph cache.
+        if (
+            0 <= first <= stop <= len(text)
+            and stop - first <= PARAGRAPH_CACHE_MAX_CHARS
+            and (first == 0 or text[first - 1].isspace())
+        ):
+            for start, end, terms in _paragraph_sentences(text[first:stop]):
+                out.append(Sentence(first + start, first + end, position, terms))
+            continue
+        for start, end in split_sentences(text, first, stop):
+            terms = _sentence_terms(text[start:end])
             if terms:
                 out.append(Sentence(start, end, position, terms))
     return out
@@ -96,27 +148,28 @@ def sentences(text: str, paragraphs: Sequence[Paragraph]) -> list[Sentence]:
 
 def _weights(left: Sequence[Sentence], right: Sequence[Sentence]) -> dict[str, float]:
     """Inverse sentence frequency over both documents: a term in every sentence says nothing."""
-    frequency: Counter[str] = Counter()
-    for sentence in (*left, *right):
-        frequency.update(sentence.terms.keys())
+    # One counting pass in C over every sentence's distinct terms (Counter.update per sentence is a
+    # Python-level call each).
+    frequency = Counter(itertools.chain.from_iterable(s.terms.keys() for s in (*left, *right)))
     total = len(left) + len(right)
     return {term: math.log(total / count) + 1.0 for term, count in frequency.items()}
 
 
-def _cosine(a: Counter[str], b: Counter[str], weights: dict[str, float]) -> float:
+def _norm(terms: Counter[str], weights: dict[str, float]) -> float:
+    return math.sqrt(sum((c * weights[t]) ** 2 for t, c in terms.items()))
+
+
+def _dot(a: Counter[str], b: Counter[str], weights: dict[str, float]) -> float:
     if len(a) > len(b):
         a, b = b, a
-    dot = sum(count * b[t] * weights[t] ** 2 for t, count in a.items() if t in b)
+    return sum(count * b[t] * weights[t] ** 2 for t, count in a.items() if t in b)
+
+
+def _cosine(a: Counter[str], b: Counter[str], weights: dict[str, float]) -> float:
+    dot = _dot(a, b, weights)
     if dot == 0.0:
         return 0.0
-    norm_a = math.sqrt(sum((c * weights[t]) ** 2 for t, c in a.items()))
-    norm_b = math.sqrt(sum((c * weights[t]) ** 2 for t, c in b.items()))
-    return dot / (norm_a * norm_b)
-
-
-def _dice(a: Counter[str], b: Counter[str]) -> float:
-    shared = len(a.keys() & b.keys())
-    return 2.0 * shared / (len(a) + len(b))
+    return dot / (_norm(a, weights) * _norm(b, weights))
 
 
 def seeds(
@@ -128,14 +181,28 @@ def seeds(
         for term in sentence.terms:
             postings.setdefault(term, []).append(j)
     found = []
+    right_norms: dict[int, float] = {}
     for i, sentence in enumerate(left):
-        candidates = {j for term in sentence.terms for j in postings.get(term, ())}
-        for j in sorted(candidates):
+        terms = sentence.terms
+        # Postings hold each sentence once per distinct term, so counting them gives every candidate's
+        # shared-term count: the Dice coefficient without a set intersection per pair.
+        shared = Counter(itertools.chain.from_iterable(map(postings.get, terms, itertools.repeat(()))))
+        norm: float | None = None
+        for j in sorted(shared):
             other = right[j].terms
-            if (
-                _dice(sentence.terms, other) >= params.seed_dice
-                and _cosine(sentence.terms, other, weights) >= params.seed_cosine
-            ):
+            if 2.0 * shared[j] / (len(terms) + len(other)) < params.seed_dice:
+                continue
+            dot = _dot(terms, other, weights)
+            if dot == 0.0:
+                cosine = 0.0
+            else:
+                # Norms once per sentence rather than once per pair (the same sums, the same values).
+                if norm is None:
+                    norm = _norm(terms, weights)
+                if j not in right_norms:
+                    right_norms[j] = _norm(other, weights)
+                cosine = dot / (norm * right_norms[j])
+            if cosine >= params.seed_cosine:
                 found.append((i, j))
     return found
 
@@ -170,10 +237,9 @@ def _cluster(found: list[tuple[int, int]], max_gap: int, source_gap: int) -> lis
 
 
 def _merged_terms(sentences_: Sequence[Sentence], first: int, last: int) -> Counter[str]:
-    total: Counter[str] = Counter()
-    for sentence in sentences_[first : last + 1]:
-        total.update(sentence.terms)
-    return total
+    # Counting the sentences' elements gives the same counts in the same first-seen order as updating
+    # with each Counter, but in C (Counter.update with a mapping loops in Python).
+    return Counter(itertools.chain.from_iterable(s.terms.elements() for s in sentences_[first : last + 1]))
 
 
 def _extend(
@@ -221,12 +287,7 @@ def _filter(passages: list[Passage], params: PassageParams) -> list[Passage]:
             continue
         kept.append(passage)
     return sorted(
-        (
-            p
-            for p in kept
-            if p.submitted_span[1] - p.submitted_span[0] >= params.min_chars
-            and p.source_span[1] - p.source_span[0] >= params.min_chars
-        ),
+        (p for p in kept if min(_length(p.submitted_span), _length(p.source_span)) >= params.min_chars),
         key=lambda p: p.submitted_span,
     )
 
@@ -235,25 +296,79 @@ def _length(span: tuple[int, int]) -> int:
     return span[1] - span[0]
 
 
-def _prefer_summaries(narrow: list[Passage], wide: list[Passage], params: PassageParams) -> list[Passage]:
+def _seeded_sentences(passage: Passage, found: Sequence[tuple[int, int]]) -> int:
+    (l_first, l_last), (r_first, r_last) = passage.submitted_sentences, passage.source_sentences
+    return len({i for i, j in found if l_first <= i <= l_last and r_first <= j <= r_last})
+
+
+def _prefer_summaries(
+    narrow: list[Passage],
+    wide: list[Passage],
+    found: Sequence[tuple[int, int]],
+    right: Sequence[Sentence],
+    params: PassageParams,
+) -> list[Passage]:
     """Swap in wide-gap passages that condense a much longer source stretch (summaries)."""
     summaries = [
-        w for w in wide if _length(w.source_span) >= params.summary_ratio * _length(w.submitted_span)
+        dataclasses.replace(w, summary=True)
+        for w in wide
+        if _length(w.source_span) >= params.summary_ratio * _length(w.submitted_span)
+        and _length(w.submitted_span) >= params.summary_min_chars
+        and _seeded_sentences(w, found) >= params.summary_min_sentences
+        and _single_cover(w, narrow) < params.summary_max_single_cover
     ]
+    if params.summary_whole_source > 0:
+        summaries = [
+            _to_whole_source(w, right)
+            if w.source_sentences[1] - w.source_sentences[0] + 1 >= params.summary_whole_source * len(right)
+            else w
+            for w in summaries
+        ]
     kept = [n for n in narrow if not any(_overlaps(n.submitted_span, w.submitted_span) for w in summaries)]
     return kept + summaries
+
+
+def _single_cover(wide: Passage, narrow: Sequence[Passage]) -> float:
+    """The largest fraction of the wide passage's submitted span one length-balanced narrow passage covers."""
+    first, last = wide.submitted_span
+    return max(
+        (
+            (min(last, n.submitted_span[1]) - max(first, n.submitted_span[0])) / max(1, last - first)
+            for n in narrow
+            if _length(n.source_span) <= 2 * _length(n.submitted_span)
+        ),
+        default=0.0,
+    )
+
+
+def _to_whole_source(passage: Passage, right: Sequence[Sentence]) -> Passage:
+    return dataclasses.replace(
+        passage,
+        source_sentences=(0, len(right) - 1),
+        source_span=(right[0].start, right[-1].end),
+        source_paragraphs=(right[0].paragraph, right[-1].paragraph),
+    )
 
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
 
 
-def _tokens(text: str, span: tuple[int, int]) -> list[tuple[str, int, int]]:
-    return [(_stem(m.group().lower()), m.start(), m.end()) for m in _TOKEN.finditer(text, span[0], span[1])]
+class _Tokens(NamedTuple):
+    """Stemmed words of a span and their character spans, as parallel lists."""
+
+    stems: list[str]
+    spans: list[tuple[int, int]]
+
+
+def _tokens(text: str, span: tuple[int, int]) -> _Tokens:
+    # Words via findall and map (C loops); spans via one cheap call per match.
+    stems = list(map(stem_word, map(str.lower, _TOKEN.findall(text, span[0], span[1]))))
+    return _Tokens(stems, [m.span() for m in _TOKEN.finditer(text, span[0], span[1])])
 
 
 def _trim_edges(
-    mine: list[tuple[str, int, int]],
-    other: list[tuple[str, int, int]],
+    mine: _Tokens,
+    other: _Tokens,
     head_end: int,
     tail_start: int,
     span_end: int,
@@ -266,14 +381,17 @@ def _trim_edges(
     cut stops at the edge sentences because obfuscation (shuffled words, machine translation) breaks
     bigrams inside reused sentences too.
     """
-    shared = {(a[0], b[0]) for a, b in itertools.pairwise(other)}
-    hits = [k for k, (a, b) in enumerate(itertools.pairwise(mine)) if (a[0], b[0]) in shared]
-    if not hits:
+    shared = set(itertools.pairwise(other.stems))
+    bigrams = list(itertools.pairwise(mine.stems))
+    # Only the first and the last shared bigram matter: scan in from both ends.
+    first = next((k for k, bigram in enumerate(bigrams) if bigram in shared), None)
+    if first is None:
         return None
-    start = min(mine[hits[0]][1], head_end)
-    last = hits[-1] + 1
+    last_hit = next(k for k in range(len(bigrams) - 1, first - 1, -1) if bigrams[k] in shared)
+    start = min(mine.spans[first][0], head_end)
+    last = last_hit + 1
     # Ending on the passage's last word keeps the punctuation after it (the sentence's full stop).
-    end = max(mine[last][2] if last < len(mine) - 1 else span_end, tail_start)
+    end = max(mine.spans[last][1] if last < len(mine.stems) - 1 else span_end, tail_start)
     return (start, end) if start < end else None
 
 
@@ -290,6 +408,8 @@ def _tighten(
     right_span = _trim_edges(
         right_tokens, left_tokens, right[r_first].end, right[r_last].start, passage.source_span[1]
     )
+    if passage.summary and passage.source_sentences == (0, len(right) - 1):
+        right_span = None  # a summary of the whole source claims all of it, edges included
     return dataclasses.replace(
         passage,
         submitted_span=left_span or passage.submitted_span,
@@ -319,6 +439,8 @@ def find_passages(
         extended = _prefer_summaries(
             extended,
             _extend(found, left, right, weights, params, params.max_gap, params.source_max_gap),
+            found,
+            right,
             params,
         )
     texts = (submitted_text, source_text)

@@ -9,6 +9,10 @@ Durability contract:
 3. ``Storage.open`` reconciles the snapshot with the store: ids only in the index (deleted after the
    snapshot) are removed, ids only in the store (written after it) are re-added from stored embeddings.
    A missing, torn or mismatching snapshot is discarded and rebuilt the same way. Nothing is re-embedded.
+
+With a shared store (``store_url``: PostgreSQL, ``postgres_store.py``) the same holds with a Milvus
+server as the index, and the store's advisory locks make it hold across replicas: reconciling runs under
+an exclusive lock, every write (store commit + index update) under a shared one plus a per-article lock.
 """
 
 from __future__ import annotations
@@ -28,10 +32,12 @@ from typing import IO, TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
+from ..core.fingerprints import LexicalParams, lexical_candidates
 from ..core.types import ArticleInput, ArticleRecord, Paragraph
 from ..errors import IncompatibleIndexError
 from .manifest import Manifest, check_compatible, read_manifest, write_manifest
 from .store import ArticleStore, StoredArticle, UpsertOutcome
+from .store_base import ArticleStoreBase
 from .vector_index import INDEX_TYPES, FaissVectorIndex, IndexLoadError, IndexOptions, VectorIndex
 
 if TYPE_CHECKING:  # pymilvus is an optional extra, imported only when the milvus backend is chosen
@@ -93,7 +99,7 @@ class Storage:
     def __init__(
         self,
         data_dir: Path,
-        store: ArticleStore,
+        store: ArticleStoreBase,
         index: VectorIndex,
         *,
         model_name: str,
@@ -130,11 +136,17 @@ class Storage:
         index_options: IndexOptions | None = None,
         vector_backend: str = "faiss",
         milvus: MilvusOptions | None = None,
+        store_url: str = "",
     ) -> Storage:
         """Open (creating if needed) a data directory, check its manifest and reconcile the index.
 
         ``vector_backend``: "faiss" (in-process, snapshotted to ``index.faiss``) or "milvus" (a Milvus
         collection, see ``milvus_index.py``; ``milvus.uri`` empty = milvus-lite in ``<data_dir>/milvus.db``).
+
+        ``store_url``: empty = the SQLite store in the data dir; a PostgreSQL URL = a store that several
+        replicas share (``postgres_store.py``), which needs a vector index they share too: a Milvus
+        server (``milvus.uri`` ``http(s)://``). Checking the model and reconciling then run under the
+        store's reconcile lock, one replica at a time.
 
         Raises ``IncompatibleIndexError`` if the directory was built with another model or dimension
         (or the Milvus collection belongs to another data dir), and ``DataDirInUseError`` if another
@@ -148,24 +160,27 @@ class Storage:
             )
         if dimension <= 0:
             raise ValueError(f"dimension must be positive, got {dimension}")
+        if store_url:
+            _check_shared_index(vector_backend, milvus)
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         lock_file = _lock_data_dir(data_dir)
-        store: ArticleStore | None = None
+        store: ArticleStoreBase | None = None
         try:
             manifest = _check_manifest(data_dir, model_name=model_name, dimension=dimension)
-            store = ArticleStore(data_dir / STORE_FILE, dimension=dimension)
-            _check_store_meta(store, data_dir, model_name=model_name, dimension=dimension)
-            if manifest is None or manifest.index_type != index_type:
-                created_at = manifest.created_at if manifest else time.time()
-                fresh = Manifest.for_model(model_name, dimension, index_type)
-                write_manifest(data_dir, dataclasses.replace(fresh, created_at=created_at))
-            if store.get_meta("model_name") is None:
-                store.set_meta("model_name", model_name)
-                store.set_meta("dimension", str(dimension))
-            index, report = _open_and_reconcile(
-                data_dir, store, dimension, index_type, index_options, vector_backend, milvus
-            )
+            store = _open_store(data_dir, store_url, dimension)
+            with store.reconcile_lock():
+                _check_store_meta(store, data_dir, model_name=model_name, dimension=dimension)
+                if manifest is None or manifest.index_type != index_type:
+                    created_at = manifest.created_at if manifest else time.time()
+                    fresh = Manifest.for_model(model_name, dimension, index_type)
+                    write_manifest(data_dir, dataclasses.replace(fresh, created_at=created_at))
+                if store.get_meta("model_name") is None:
+                    store.set_meta("model_name", model_name)
+                    store.set_meta("dimension", str(dimension))
+                index, report = _open_and_reconcile(
+                    data_dir, store, dimension, index_type, index_options, vector_backend, milvus
+                )
         except BaseException:
             if store is not None:
                 store.close()
@@ -205,6 +220,11 @@ class Storage:
         return self._index
 
     @property
+    def store_location(self) -> str:
+        """Where the article store is: the SQLite file, or the shared database (without password)."""
+        return self._store.location
+
+    @property
     def vector_backend(self) -> str:
         return "faiss" if isinstance(self._index, FaissVectorIndex) else "milvus"
 
@@ -230,9 +250,10 @@ class Storage:
         with self._write_lock:
             self._check_open()
             self._repair_if_behind()
-            outcome = self._store.upsert(article, content_hash, paragraphs, vectors)
-            if not outcome.unchanged:
-                self._apply(outcome.removed_ids, outcome.added_ids, vectors)
+            with self._store.write_guard(article.id):
+                outcome = self._store.upsert(article, content_hash, paragraphs, vectors)
+                if not outcome.unchanged:
+                    self._apply(outcome.removed_ids, outcome.added_ids, vectors)
         return outcome
 
     def delete(self, article_id: str) -> np.ndarray:
@@ -240,8 +261,9 @@ class Storage:
         with self._write_lock:
             self._check_open()
             self._repair_if_behind()
-            removed = self._store.delete(article_id)
-            self._apply(removed, removed[:0], None)
+            with self._store.write_guard(article_id):
+                removed = self._store.delete(article_id)
+                self._apply(removed, removed[:0], None)
         return removed
 
     def snapshot(self) -> None:
@@ -297,6 +319,14 @@ class Storage:
                     hits.append(SearchHit(score, where[0], where[1]))
             out.append(hits)
         return out
+
+    def lexical_candidates(
+        self, paragraph_fingerprints: Sequence[frozenset[int]], params: LexicalParams
+    ) -> list[tuple[str, int]]:
+        """Articles sharing rare word pairs with a submitted paragraph (see core/fingerprints.py)."""
+        return lexical_candidates(
+            paragraph_fingerprints, self._store.fingerprint_postings, self._store.locate, params
+        )
 
     def get(self, article_id: str) -> StoredArticle | None:
         return self._store.get(article_id)
@@ -363,10 +393,12 @@ class Storage:
         they reach the store."""
         if not self._index_behind:
             return
-        index_ids, store_ids = self._index.ids(), self._store.all_vector_ids()
-        orphans = np.setdiff1d(index_ids, store_ids)
-        missing = np.setdiff1d(store_ids, index_ids)
-        _catch_up(self._index, self._store, orphans, missing, full=False)
+        # A shared index: other replicas must not write between reading the ids and catching up.
+        with self._store.reconcile_lock():
+            index_ids, store_ids = self._index.ids(), self._store.all_vector_ids()
+            orphans = np.setdiff1d(index_ids, store_ids)
+            missing = np.setdiff1d(store_ids, index_ids)
+            _catch_up(self._index, self._store, orphans, missing, full=False)
         self._index_behind = False
         self._pending += int(orphans.size + missing.size)
         log.warning(
@@ -397,9 +429,42 @@ def _check_manifest(data_dir: Path, *, model_name: str, dimension: int) -> Manif
     return manifest
 
 
-def _check_store_meta(store: ArticleStore, data_dir: Path, *, model_name: str, dimension: int) -> None:
-    """Second line of defence: the store records its model too, in case the manifest was lost."""
+def _open_store(data_dir: Path, store_url: str, dimension: int) -> ArticleStoreBase:
+    if not store_url:
+        return ArticleStore(data_dir / STORE_FILE, dimension=dimension)
+    # psycopg is an optional extra ([shared]): imported only when a shared store is configured.
+    from .postgres_store import PostgresArticleStore
+
+    return PostgresArticleStore(store_url, dimension=dimension)
+
+
+def _check_shared_index(vector_backend: str, milvus: MilvusOptions | None) -> None:
+    """A store shared by replicas needs an index they share: FAISS is per process, and milvus-lite is a
+    file one process opens."""
+    uri = milvus.uri if milvus is not None else ""
+    if vector_backend != "milvus" or not uri.lower().startswith(("http://", "https://")):
+        raise ValueError(
+            "a shared article store (store_url) needs a shared vector index: vector_backend 'milvus' "
+            f"with a Milvus server URI http(s)://host:port; got vector_backend {vector_backend!r}, "
+            f"milvus uri {uri!r}"
+        )
+
+
+def _check_store_meta(store: ArticleStoreBase, data_dir: Path, *, model_name: str, dimension: int) -> None:
+    """Second line of defence: the store records its model too, in case the manifest was lost. For a
+    shared store it is the only line: every replica must embed with the model the store was built with."""
     stored_model = store.get_meta("model_name")
+    if store.shared and stored_model is not None:
+        stored_dim = int(store.get_meta("dimension") or 0)
+        if (stored_model, stored_dim) != (model_name, dimension):
+            raise IncompatibleIndexError(
+                f"the shared store {store.location} was built with model {stored_model!r} "
+                f"({stored_dim}-d vectors), but this replica is configured with model {model_name!r} "
+                f"({dimension}-d). Start every replica with model {stored_model!r} (--model / "
+                f"REWRITE_DETECTOR_MODEL), or point --store-url at another database, with its own "
+                f"--milvus-collection, to build a separate index with {model_name!r}."
+            )
+        return
     if stored_model is None:
         if store.count_vectors():
             raise IncompatibleIndexError(
@@ -414,7 +479,7 @@ def _check_store_meta(store: ArticleStore, data_dir: Path, *, model_name: str, d
 
 def _open_and_reconcile(
     data_dir: Path,
-    store: ArticleStore,
+    store: ArticleStoreBase,
     dimension: int,
     index_type: str,
     options: IndexOptions | None,
@@ -507,7 +572,7 @@ def _open_faiss(
 
 def _open_milvus(
     data_dir: Path,
-    store: ArticleStore,
+    store: ArticleStoreBase,
     dimension: int,
     index_type: str,
     options: IndexOptions | None,
@@ -539,7 +604,7 @@ def _emptied(index: VectorIndex, options: IndexOptions | None) -> VectorIndex:
 
 
 def _catch_up(
-    index: VectorIndex, store: ArticleStore, orphans: np.ndarray, missing: np.ndarray, *, full: bool
+    index: VectorIndex, store: ArticleStoreBase, orphans: np.ndarray, missing: np.ndarray, *, full: bool
 ) -> None:
     """Remove ``orphans`` from the index and add ``missing`` from the store's embeddings."""
     if orphans.size:

@@ -42,7 +42,7 @@ from typing import Any, Protocol, runtime_checkable
 import faiss
 import numpy as np
 
-from ._fsutil import file_digest, fsync_dir, fsync_file
+from ._fsutil import FAST_DIGEST, atomic_write_text, file_digests, fsync_dir, fsync_file
 
 __all__ = [
     "INDEX_TYPES",
@@ -191,7 +191,7 @@ class FaissVectorIndex:
     """Embedded FAISS implementation of ``VectorIndex`` with atomic, checksummed snapshots.
 
     On disk: ``<path>`` (``faiss.write_index`` output) and ``<path>.meta.json`` (sidecar: type, dimension,
-    ntotal, size and SHA-256 of the index file, HNSW tombstones).
+    ntotal, size, XXH3-128 and SHA-256 of the index file, HNSW tombstones).
     """
 
     def __init__(
@@ -250,7 +250,10 @@ class FaissVectorIndex:
         try:
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             expected_size = int(meta["size"])
-            expected_sha = str(meta["sha256"])
+            # Sidecars since the XXH3 change carry both digests (SHA-256 for older builds); the fast one
+            # is checked when present.
+            digest_name = FAST_DIGEST if FAST_DIGEST in meta else "sha256"
+            expected_digest = str(meta[digest_name])
             saved_type = str(meta["index_type"])
             saved_dim = int(meta["dimension"])
             saved_kind = str(meta["kind"])
@@ -265,11 +268,21 @@ class FaissVectorIndex:
             raise IndexLoadError(f"{path} is a {saved_type!r} index but {index_type!r} is configured")
         if saved_dim != dimension:
             raise IndexLoadError(f"{path} holds {saved_dim}-d vectors but {dimension}-d are configured")
-        size, sha = file_digest(path)
-        if size != expected_size or sha != expected_sha:
+        # The size first: a truncated file is refused without reading it. The checksum is verified before
+        # FAISS parses anything (parsing a damaged file can allocate garbage sizes or crash).
+        if path.stat().st_size != expected_size:
             raise CorruptIndexError(
-                f"{path} does not match its sidecar (size {size} vs {expected_size}, checksum "
-                f"{'ok' if sha == expected_sha else 'differs'}): torn or partial write"
+                f"{path} does not match its sidecar (size {path.stat().st_size} vs {expected_size}): "
+                "torn or partial write"
+            )
+        # An older sidecar (SHA-256 only) gets the fast checksum added below, computed in the same read.
+        size, digests = file_digests(
+            path, (digest_name,) if digest_name == FAST_DIGEST else (digest_name, FAST_DIGEST)
+        )
+        if size != expected_size or digests[digest_name] != expected_digest:
+            raise CorruptIndexError(
+                f"{path} does not match its sidecar (size {size} vs {expected_size}, {digest_name} "
+                f"{'ok' if digests[digest_name] == expected_digest else 'differs'}): torn or partial write"
             )
         try:
             raw: Any = faiss.read_index(str(path))
@@ -304,6 +317,8 @@ class FaissVectorIndex:
         loaded._kind = kind
         loaded._tombstones = tombstones
         loaded._alive_sel = _not_in(tombstones)
+        if digest_name != FAST_DIGEST:
+            _add_fast_digest(sidecar, meta, digests[FAST_DIGEST])
         return loaded
 
     @staticmethod
@@ -460,7 +475,8 @@ class FaissVectorIndex:
             started = time.monotonic()
             faiss.write_index(self._index, str(tmp))
             fsync_file(tmp)
-            size, sha = file_digest(tmp)
+            # SHA-256 as well, so that a build from before the XXH3 change still accepts this snapshot.
+            size, digests = file_digests(tmp, (FAST_DIGEST, "sha256"))
             meta = {
                 "format_version": SIDECAR_FORMAT,
                 "index_type": self._index_type,
@@ -470,7 +486,8 @@ class FaissVectorIndex:
                 "ntotal": int(self._index.ntotal),
                 "live": self.ntotal,
                 "size": size,
-                "sha256": sha,
+                "sha256": digests["sha256"],
+                FAST_DIGEST: digests[FAST_DIGEST],
                 "tombstones": sorted(self._tombstones),
                 "faiss_version": faiss.__version__,
                 "saved_at": time.time(),
@@ -583,6 +600,15 @@ class FaissVectorIndex:
         log.info(
             "ivf-sq8 index trained vectors=%d nlist=%d seconds=%.2f", n, nlist, time.monotonic() - started
         )
+
+
+def _add_fast_digest(sidecar: Path, meta: dict[str, Any], digest: str) -> None:
+    """Upgrade a verified SHA-256-only sidecar so that later starts check the fast digest. Atomic, and
+    only an optimisation: on failure (a read-only data dir) the SHA-256 keeps being checked."""
+    try:
+        atomic_write_text(sidecar, json.dumps({**meta, FAST_DIGEST: digest}))
+    except OSError as err:
+        log.warning("could not add %s to index sidecar path=%s error=%s", FAST_DIGEST, sidecar, err)
 
 
 def _kind_of(index: Any) -> str | None:
