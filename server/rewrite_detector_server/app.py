@@ -30,9 +30,10 @@ from rewrite_detector_server.auth import (
     exposure_warnings,
     server_credentials,
 )
-from rewrite_detector_server.config import Settings, check_storage_settings
+from rewrite_detector_server.config import Settings, check_retrieval_settings, check_storage_settings
 from rewrite_detector_server.core.align import AlignmentParams
-from rewrite_detector_server.core.detector import Detector, DetectorLimits
+from rewrite_detector_server.core.detector import Detector, DetectorLimits, RetrievalParams
+from rewrite_detector_server.core.fingerprints import LexicalParams
 from rewrite_detector_server.core.passages import PassageParams
 from rewrite_detector_server.core.scoring import VerdictParams
 from rewrite_detector_server.logging_setup import configure_logging
@@ -40,7 +41,7 @@ from rewrite_detector_server.metrics import ServerMetrics
 from rewrite_detector_server.observability import ObservabilityInterceptor
 from rewrite_detector_server.request_decoding import RequestDecodingInterceptor
 from rewrite_detector_server.servicer import DetectorServicer
-from rewrite_detector_server.storage import Storage
+from rewrite_detector_server.storage import IndexOptions, Storage
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
     Raises ``ConfigError`` for storage settings that cannot work together.
     """
     check_storage_settings(settings)
+    check_retrieval_settings(settings)
     data_dir = Path(settings.data_dir)
     model = embedder or load_embedder(
         settings.model,
@@ -84,6 +86,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         vector_backend=settings.vector_backend,
         milvus=milvus,
         store_url=settings.store_url,
+        index_options=IndexOptions(ivf_nprobe=settings.ivf_nprobe),
     )
     calibration = load_calibration()
     return Detector(
@@ -94,6 +97,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         passages=PassageParams(**calibration.get("passages", {})),
         limits=DetectorLimits(max_text_bytes=settings.max_text_bytes),
         index_type=settings.index_type,
+        retrieval=RetrievalParams(lexical=LexicalParams(min_shared=settings.lexical_min_shared)),
     )
 
 
@@ -202,6 +206,7 @@ def serve_forever(
     check_exposure(settings.host, TokenTable.from_settings(settings), settings)
     server_credentials(settings)
     check_storage_settings(settings)
+    check_retrieval_settings(settings)
     logger.info(
         "loading model=%s backend=%s data_dir=%s", settings.model, settings.embed_backend, settings.data_dir
     )

@@ -76,6 +76,12 @@ class Settings:
     embed_batch_wait_ms: float = 2.0
     # LRU of submitted texts' embeddings (0 = off); saved to <data_dir>/embedding-cache.npz on shutdown.
     embed_cache_size: int = 20_000
+    # ivf-sq8 lists scanned per query: the main CPU cost of a Check at 1M paragraphs. 8 halves it with the
+    # same recall of the neighbours that vote (bench/RESULTS.md, nprobe); 16 is the measured default.
+    ivf_nprobe: int = 16
+    # Lexical candidate sources (core/fingerprints.py): a source sharing this many rare word pairs with one
+    # submitted paragraph is aligned too; 0 = embedding votes only (the fingerprint table is still kept).
+    lexical_min_shared: int = 4
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -94,6 +100,18 @@ class Settings:
 
 class ConfigError(ValueError):
     """Settings that cannot work together; the message names the settings and says what to change."""
+
+
+def check_retrieval_settings(settings: Settings) -> None:
+    if settings.ivf_nprobe < 1:
+        raise ConfigError(
+            f"{ENV_PREFIX}IVF_NPROBE must be >= 1 (lists scanned per query), got {settings.ivf_nprobe}"
+        )
+    if settings.lexical_min_shared < 0:
+        raise ConfigError(
+            f"{ENV_PREFIX}LEXICAL_MIN_SHARED must be >= 0 (0 = no lexical candidates), got "
+            f"{settings.lexical_min_shared}"
+        )
 
 
 def check_storage_settings(settings: Settings) -> None:

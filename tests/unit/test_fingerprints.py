@@ -14,7 +14,7 @@ import pytest
 
 from rewrite_detector_models import HashingEmbedder
 from rewrite_detector_server.app import build_detector
-from rewrite_detector_server.config import Settings
+from rewrite_detector_server.config import ConfigError, Settings
 from rewrite_detector_server.core.detector import Detector, RetrievalParams
 from rewrite_detector_server.core.fingerprints import LexicalParams, fingerprints, lexical_candidates
 from rewrite_detector_server.core.types import ArticleInput, Paragraph, Role
@@ -198,3 +198,29 @@ def test_check_finds_a_source_whose_copied_passage_embeddings_miss(tmp_path: Pat
             assert found == []
     finally:
         detector.storage.close()
+
+
+def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"REWRITE_DETECTOR_LEXICAL_MIN_SHARED": "0", "REWRITE_DETECTOR_IVF_NPROBE": "8"},
+        data_dir=tmp_path / "data",
+    )
+    detector = build_detector(settings, HashingEmbedder())
+    try:
+        assert detector.retrieval.lexical.min_shared == 0
+        assert detector.storage.index._options.ivf_nprobe == 8  # type: ignore[attr-defined]
+    finally:
+        detector.storage.close()
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("REWRITE_DETECTOR_LEXICAL_MIN_SHARED", "-1"), ("REWRITE_DETECTOR_IVF_NPROBE", "0")],
+)
+def test_bad_retrieval_settings_are_refused_with_the_variable_named(
+    tmp_path: Path, variable: str, value: str
+) -> None:
+    settings = Settings.from_env({variable: value}, data_dir=tmp_path / "data")
+    with pytest.raises(ConfigError, match=variable):
+        build_detector(settings, HashingEmbedder())
+    assert not (tmp_path / "data").exists()  # refused before anything was opened
