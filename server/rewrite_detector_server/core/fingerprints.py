@@ -8,10 +8,11 @@ content words survive in every obfuscation type PAN has.
 
 A fingerprint is the stable 64-bit hash of two consecutive stemmed content words (stopwords dropped, so
 "the bank of England" and "England's bank" share nothing but "the state bank raised" and "state bank
-raises" share "state bank"). Measured on pan13-train (all 3230 sources, 1827 suspicious documents): a
-source is a candidate when one submitted paragraph shares >= 4 fingerprints with it, each held by at most
-200 indexed paragraphs; that finds 97 % of the true sources with ~11 candidates per document, where the
-embedding votes found 42 %.
+raises" share "state bank"). Measured on pan13-train (`python bench/lexical_recall.py`: all 3230
+sources, 1827 suspicious documents): a source is a candidate when one submitted paragraph shares >= 4
+fingerprints with it, each held by at most 200 indexed paragraphs; that puts the true source of 97.1 % of
+the derived pairs among 10.4 candidates per document (2 shared: 97.9 % among 38; 6: 94.2 % among 5.9),
+where the embedding votes alone found 42 %.
 """
 
 from __future__ import annotations
