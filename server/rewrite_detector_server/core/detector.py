@@ -500,6 +500,8 @@ class Detector:
                 votes[article_id] += score
         ranked = sorted(votes.items(), key=lambda kv: kv[1], reverse=True)
         candidates = [article_id for article_id, _ in ranked[: self.retrieval.candidate_sources]]
+        if self.retrieval.lexical.min_shared <= 0:  # off: skip fingerprinting the submission too
+            return candidates
         lexical = self.storage.lexical_candidates(
             [fingerprints(p.text) for p in content], self.retrieval.lexical
         )
