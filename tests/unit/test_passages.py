@@ -131,3 +131,31 @@ def test_copy_with_same_topic_sentences_far_away_is_not_taken_for_a_summary() ->
         (passage,) = _passages(submitted, source, params)
         assert not passage.summary
         assert passage.source_span == (copied_at, copied_at + len(COPIED))
+
+
+def test_a_loosely_worded_summary_sentence_still_joins_the_summary() -> None:
+    # The second sentence matches its source sentence only at the weak-seed level (cosine ~0.25, Dice
+    # ~0.29): without weak seeds the summary falls apart into pieces too short to report.
+    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
+    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    summary = (
+        "After three days of heavy rain the river rose and the authority opened the sluice gates at the "
+        "weir. Police shut the path and told residents in the low part of town to shift vehicles, and "
+        "volunteers brought sandbags. The school stayed shut and buses went around the flooded high "
+        "street. Families sheltered at the leisure centre with food from shops, and the council said "
+        "repairs to the towpath would take months."
+    )
+    submitted = (
+        "Local news in brief.\n\nA new cycling club meets on Tuesdays.\n\n"
+        + summary
+        + "\n\nFootball: lost 2-1."
+    )
+    (passage,) = _passages(submitted, source)
+    start = submitted.index(summary)
+    assert passage.summary and passage.source_span == (0, len(source))
+    assert (
+        start <= passage.submitted_span[0] < start + 10
+        and passage.submitted_span[1] > start + len(summary) - 10
+    )
+    without_weak_seeds = PassageParams(weak_seed_cosine=0.33, weak_seed_dice=0.33)
+    assert not [p for p in _passages(submitted, source, without_weak_seeds) if p.summary]
