@@ -32,7 +32,8 @@ Serving only, on a data dir that is already filled (the 1M fill takes long), aga
 
 measures cold start and the Check latency rows for the baseline tree's server and this tree's in turn,
 on the same data dir (the baseline's server runs with PYTHONPATH pointing into its tree), and prints
-this tree's figures as ratios to the baseline's from the same run.
+this tree's figures as ratios to the baseline's from the same run. ``--baseline-data-dir`` gives the
+baseline its own copy (an index the baseline's code built, when the change is in how the index is built).
 """
 
 from __future__ import annotations
@@ -394,10 +395,11 @@ def serve_against_baseline(args: argparse.Namespace, results: dict[str, Any]) ->
     variants = {"this tree": this_tree}
     if args.baseline_tree:
         variants = {"baseline": tree_env(args.baseline_tree.resolve()), "this tree": this_tree}
+    data_dirs = {"baseline": args.baseline_data_dir or data_dir, "this tree": data_dir}
     runs: dict[str, list[dict[str, Any]]] = {name: [] for name in variants}
     for alternation in range(args.alternations):
         for name, env in variants.items():
-            run = serve_and_measure(data_dir, args.index_type, args, log, env)
+            run = serve_and_measure(data_dirs[name], args.index_type, args, log, env)
             runs[name].append(run)
             print(alternation + 1, name, json.dumps(run), flush=True)
             results["serve_runs"] = runs
@@ -456,6 +458,13 @@ def main() -> int:
         help="with --serve-data-dir: measure this source tree's server instead of this checkout's",
     )
     parser.add_argument("--alternations", type=int, default=3, help="with --serve-data-dir")
+    parser.add_argument(
+        "--baseline-data-dir",
+        type=Path,
+        default=None,
+        help="with --baseline-tree: the baseline's server serves this data dir (default --serve-data-dir), "
+        "e.g. a copy whose index the baseline built",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",")]

@@ -86,7 +86,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         vector_backend=settings.vector_backend,
         milvus=milvus,
         store_url=settings.store_url,
-        index_options=IndexOptions(ivf_nprobe=settings.ivf_nprobe),
+        index_options=IndexOptions(ivf_nprobe=settings.ivf_nprobe, ivf_regrow=settings.ivf_regrow),
     )
     calibration = load_calibration()
     return Detector(

@@ -79,6 +79,9 @@ class Settings:
     # ivf-sq8 lists scanned per query: the main CPU cost of a Check at 1M paragraphs. 8 halves it with the
     # same recall of the neighbours that vote (bench/RESULTS.md, nprobe); 16 is the measured default.
     ivf_nprobe: int = 16
+    # ivf-sq8 lists follow the corpus: retrained in the background once ~4*sqrt(n) reaches this many times
+    # the current lists (storage/vector_index.py); 0 = keep the lists trained at ivf_train_size.
+    ivf_regrow: float = 1.5
     # Lexical candidate sources (core/fingerprints.py): a source sharing this many rare word pairs with one
     # submitted paragraph is aligned too; 0 = embedding votes only (the fingerprint table is still kept).
     lexical_min_shared: int = 4
@@ -106,6 +109,11 @@ def check_retrieval_settings(settings: Settings) -> None:
     if settings.ivf_nprobe < 1:
         raise ConfigError(
             f"{ENV_PREFIX}IVF_NPROBE must be >= 1 (lists scanned per query), got {settings.ivf_nprobe}"
+        )
+    if settings.ivf_regrow != 0 and settings.ivf_regrow <= 1:
+        raise ConfigError(
+            f"{ENV_PREFIX}IVF_REGROW must be 0 (keep the trained lists) or > 1 (retrain when the ideal "
+            f"number of lists reaches that many times the current), got {settings.ivf_regrow}"
         )
     if settings.lexical_min_shared < 0:
         raise ConfigError(

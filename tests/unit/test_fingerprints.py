@@ -202,20 +202,29 @@ def test_check_finds_a_source_whose_copied_passage_embeddings_miss(tmp_path: Pat
 
 def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
     settings = Settings.from_env(
-        {"REWRITE_DETECTOR_LEXICAL_MIN_SHARED": "0", "REWRITE_DETECTOR_IVF_NPROBE": "8"},
+        {
+            "REWRITE_DETECTOR_LEXICAL_MIN_SHARED": "0",
+            "REWRITE_DETECTOR_IVF_NPROBE": "8",
+            "REWRITE_DETECTOR_IVF_REGROW": "0",
+        },
         data_dir=tmp_path / "data",
     )
     detector = build_detector(settings, HashingEmbedder())
     try:
         assert detector.retrieval.lexical.min_shared == 0
         assert detector.storage.index._options.ivf_nprobe == 8  # type: ignore[attr-defined]
+        assert detector.storage.index._options.ivf_regrow == 0  # type: ignore[attr-defined]
     finally:
         detector.storage.close()
 
 
 @pytest.mark.parametrize(
     ("variable", "value"),
-    [("REWRITE_DETECTOR_LEXICAL_MIN_SHARED", "-1"), ("REWRITE_DETECTOR_IVF_NPROBE", "0")],
+    [
+        ("REWRITE_DETECTOR_LEXICAL_MIN_SHARED", "-1"),
+        ("REWRITE_DETECTOR_IVF_NPROBE", "0"),
+        ("REWRITE_DETECTOR_IVF_REGROW", "1"),
+    ],
 )
 def test_bad_retrieval_settings_are_refused_with_the_variable_named(
     tmp_path: Path, variable: str, value: str

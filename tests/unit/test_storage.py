@@ -212,6 +212,96 @@ def test_ivf_sq8_trains_once_enough_vectors(tmp_path: Path, rng: np.random.Gener
     np.testing.assert_array_equal(loaded.search(base[20:30], 5)[1], index.search(base[20:30], 5)[1])
 
 
+@pytest.fixture
+def held_regrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
+    """Stops a background IVF regrow right after it starts (before it decodes anything) until released,
+    so a test can write while it runs. Yields (started, release)."""
+    from rewrite_detector_server.storage import vector_index
+
+    started, release = threading.Event(), threading.Event()
+    real = vector_index._training_sample
+
+    def holding(n: int, nlist: int) -> np.ndarray | None:
+        if threading.current_thread().name == "ivf-regrow":
+            started.set()
+            assert release.wait(30)
+        return real(n, nlist)
+
+    monkeypatch.setattr(vector_index, "_training_sample", holding)
+    yield started, release
+    release.set()
+
+
+def test_ivf_regrows_its_lists_and_keeps_the_writes_made_meanwhile(
+    tmp_path: Path, rng: np.random.Generator, held_regrow: tuple[threading.Event, threading.Event]
+) -> None:
+    started, release = held_regrow
+    d = 32
+    base = clustered(rng, 900, d)
+    ids = np.arange(900, dtype=np.int64) + 1000
+    path = tmp_path / "ivf.faiss"
+    options = IndexOptions(ivf_train_size=400, ivf_nprobe=4, ivf_regrow=1.5)
+    index = FaissVectorIndex(d, "ivf-sq8", path=path, options=options)
+    index.add(ids[:400], base[:400])
+    assert index.kind == "ivf" and index.nlist == 10  # 400 // 39: lists sized for 400 vectors
+    index.add(ids[400:700], base[400:700])  # 700 vectors want 17 lists: >= 1.5 x 10, a regrow starts
+    assert started.wait(10)
+    # Writes while the new lists are trained: adds of new ids, removals of old and of new ones.
+    index.add(ids[700:900], base[700:900])
+    removed = np.concatenate([ids[:15], ids[450:460], ids[880:890]])
+    assert index.remove(removed) == 35
+    assert index.nlist == 10  # still the old index, serving throughout
+    release.set()
+    assert index.wait_for_regrow(60)
+
+    assert index.nlist == 17
+    live = ids[~np.isin(ids, removed)]
+    np.testing.assert_array_equal(index.ids(), live)
+    _, found = index.search(base, 3)
+    keep = ~np.isin(ids, removed)
+    np.testing.assert_array_equal(found[keep, 0], ids[keep])  # every live vector finds itself
+    assert not np.isin(found, removed).any()
+    # The regrown index was saved: a restart loads the new lists, not the old ones.
+    loaded = FaissVectorIndex.load(path, d, "ivf-sq8", options=options)
+    assert loaded.nlist == 17
+    np.testing.assert_array_equal(loaded.ids(), live)
+
+
+def test_ivf_regrow_off_or_fixed_nlist_keeps_the_lists(tmp_path: Path, rng: np.random.Generator) -> None:
+    base = clustered(rng, 800, 32)
+    ids = np.arange(800, dtype=np.int64)
+    for options in (
+        IndexOptions(ivf_train_size=400, ivf_regrow=0),
+        IndexOptions(ivf_train_size=400, ivf_nlist=8),
+    ):
+        index = FaissVectorIndex(32, "ivf-sq8", options=options)
+        index.add(ids[:400], base[:400])
+        before = index.nlist
+        index.add(ids[400:], base[400:])
+        assert index.wait_for_regrow(10) and index.nlist == before
+
+
+def test_ivf_regrow_stops_when_the_index_is_closed(
+    rng: np.random.Generator, held_regrow: tuple[threading.Event, threading.Event]
+) -> None:
+    started, release = held_regrow
+    base = clustered(rng, 700, 32)
+    index = FaissVectorIndex(32, "ivf-sq8", options=IndexOptions(ivf_train_size=400))
+    index.add(np.arange(400, dtype=np.int64), base[:400])
+    index.add(np.arange(400, 700, dtype=np.int64), base[400:])
+    assert started.wait(10)
+    index.close()
+    release.set()
+    assert index.wait_for_regrow(30)
+    with pytest.raises(RuntimeError, match="closed"):
+        index.search(base[:1], 1)
+
+
+def test_index_options_refuse_a_regrow_factor_that_would_loop() -> None:
+    with pytest.raises(ValueError, match="ivf_regrow"):
+        IndexOptions(ivf_regrow=1.0)
+
+
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])
 def test_index_save_load_round_trip(tmp_path: Path, rng: np.random.Generator, index_type: str) -> None:
     base = unit(rng, 300)
