@@ -297,6 +297,39 @@ def test_ivf_regrow_stops_when_the_index_is_closed(
         index.search(base[:1], 1)
 
 
+def test_rebuild_from_the_store_regrows_once_at_the_end(
+    tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rewrite_detector_server.storage import facade
+
+    data = tmp_path / "data"
+    options = IndexOptions(ivf_train_size=400)
+    with Storage.open(
+        data, model_name=MODEL, dimension=DIM, index_type="ivf-sq8", index_options=options
+    ) as s:
+        fill(s, rng, 300)  # 1200 vectors
+    FaissVectorIndex.discard(data / INDEX_FILE)
+    monkeypatch.setattr(facade, "_REBUILD_BATCH", 100)  # the rebuild crosses 400, 900, ... in steps
+    started: list[int] = []
+    real_start = threading.Thread.start
+
+    def counting_start(thread: threading.Thread) -> None:
+        if thread.name == "ivf-regrow":
+            started.append(1)
+        real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    with Storage.open(
+        data, model_name=MODEL, dimension=DIM, index_type="ivf-sq8", index_options=options
+    ) as s:
+        index = s.index
+        assert isinstance(index, FaissVectorIndex)
+        assert s.last_reconcile.index_status == "rebuilt"
+        assert index.wait_for_regrow(60)
+        assert len(started) == 1  # not one per step of the load
+        assert index.nlist == 30 and index.ntotal == 1200  # 1200 // 39 lists, for all of the vectors
+
+
 def test_index_options_refuse_a_regrow_factor_that_would_loop() -> None:
     with pytest.raises(ValueError, match="ivf_regrow"):
         IndexOptions(ivf_regrow=1.0)

@@ -613,8 +613,10 @@ def _catch_up(
         return
     if full:
         # Everything is missing: stream the store in id order instead of looking ids up.
-        for ids, vectors in store.iter_vectors(_REBUILD_BATCH):
-            index.add(ids, vectors)
+        bulk = index.regrow_deferred() if isinstance(index, FaissVectorIndex) else contextlib.nullcontext()
+        with bulk:
+            for ids, vectors in store.iter_vectors(_REBUILD_BATCH):
+                index.add(ids, vectors)
         return
     for start in range(0, missing.size, _REBUILD_BATCH):
         ids, vectors = store.vectors_by_id(missing[start : start + _REBUILD_BATCH])

@@ -232,6 +232,7 @@ class FaissVectorIndex:
         # While a regrow runs: the writes made since it listed the ids, replayed onto the new index.
         self._regrow_log: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
         self._regrow_thread: threading.Thread | None = None
+        self._regrow_held = 0  # > 0 during a bulk load: regrow once at its end, not at every step
         if index_type == "hnsw":
             self._index: Any = self._new_hnsw()
             self._kind = "hnsw"
@@ -378,6 +379,20 @@ class FaissVectorIndex:
     def nlist(self) -> int:
         """IVF lists (0 unless the index is a trained IVF)."""
         return int(self._index.nlist) if self._kind == "ivf" else 0
+
+    @contextlib.contextmanager
+    def regrow_deferred(self) -> Iterator[None]:
+        """Hold regrowing back while a bulk load adds many batches, then regrow once if due: each regrow
+        started mid-load would train lists for a size about to be outgrown, and keep every vector added
+        meanwhile in its replay log."""
+        with self._mutate:
+            self._regrow_held += 1
+        try:
+            yield
+        finally:
+            with self._mutate:
+                self._regrow_held -= 1
+                self._regrow_if_due()
 
     def wait_for_regrow(self, timeout: float | None = None) -> bool:
         """Block until a running regrow has finished (True) or ``timeout`` passed (False)."""
@@ -656,6 +671,7 @@ class FaissVectorIndex:
             or regrow == 0
             or self._options.ivf_nlist is not None
             or self._regrow_thread is not None
+            or self._regrow_held
             or self._closed
         ):
             return
