@@ -80,8 +80,9 @@ class Settings:
     # same recall of the neighbours that vote (bench/RESULTS.md, nprobe); 16 is the measured default.
     ivf_nprobe: int = 16
     # ivf-sq8 lists follow the corpus: retrained in the background once ~4*sqrt(n) reaches this many times
-    # the current lists (storage/vector_index.py); 0 = keep the lists trained at ivf_train_size.
-    ivf_regrow: float = 1.5
+    # the current lists (storage/vector_index.py); 0 = keep the lists trained at ivf_train_size. Off by
+    # default: faster searches at the cost of recall at a fixed nprobe (bench/RESULTS.md).
+    ivf_regrow: float = 0.0
     # Lexical candidate sources (core/fingerprints.py): a source sharing this many rare word pairs with one
     # submitted paragraph is aligned too; 0 = embedding votes only (the fingerprint table is still kept).
     lexical_min_shared: int = 4

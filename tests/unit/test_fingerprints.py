@@ -205,7 +205,7 @@ def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
         {
             "REWRITE_DETECTOR_LEXICAL_MIN_SHARED": "0",
             "REWRITE_DETECTOR_IVF_NPROBE": "8",
-            "REWRITE_DETECTOR_IVF_REGROW": "0",
+            "REWRITE_DETECTOR_IVF_REGROW": "2",
         },
         data_dir=tmp_path / "data",
     )
@@ -213,7 +213,7 @@ def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
     try:
         assert detector.retrieval.lexical.min_shared == 0
         assert detector.storage.index._options.ivf_nprobe == 8  # type: ignore[attr-defined]
-        assert detector.storage.index._options.ivf_regrow == 0  # type: ignore[attr-defined]
+        assert detector.storage.index._options.ivf_regrow == 2  # type: ignore[attr-defined]
     finally:
         detector.storage.close()
 

@@ -271,8 +271,8 @@ def test_ivf_regrow_off_or_fixed_nlist_keeps_the_lists(tmp_path: Path, rng: np.r
     base = clustered(rng, 800, 32)
     ids = np.arange(800, dtype=np.int64)
     for options in (
-        IndexOptions(ivf_train_size=400, ivf_regrow=0),
-        IndexOptions(ivf_train_size=400, ivf_nlist=8),
+        IndexOptions(ivf_train_size=400),  # off by default
+        IndexOptions(ivf_train_size=400, ivf_nlist=8, ivf_regrow=1.5),
     ):
         index = FaissVectorIndex(32, "ivf-sq8", options=options)
         index.add(ids[:400], base[:400])
@@ -286,7 +286,7 @@ def test_ivf_regrow_stops_when_the_index_is_closed(
 ) -> None:
     started, release = held_regrow
     base = clustered(rng, 700, 32)
-    index = FaissVectorIndex(32, "ivf-sq8", options=IndexOptions(ivf_train_size=400))
+    index = FaissVectorIndex(32, "ivf-sq8", options=IndexOptions(ivf_train_size=400, ivf_regrow=1.5))
     index.add(np.arange(400, dtype=np.int64), base[:400])
     index.add(np.arange(400, 700, dtype=np.int64), base[400:])
     assert started.wait(10)
@@ -303,7 +303,7 @@ def test_rebuild_from_the_store_regrows_once_at_the_end(
     from rewrite_detector_server.storage import facade
 
     data = tmp_path / "data"
-    options = IndexOptions(ivf_train_size=400)
+    options = IndexOptions(ivf_train_size=400, ivf_regrow=1.5)
     with Storage.open(
         data, model_name=MODEL, dimension=DIM, index_type="ivf-sq8", index_options=options
     ) as s:

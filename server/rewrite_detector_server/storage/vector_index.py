@@ -15,12 +15,14 @@ Index types (``index_type``):
 * ``"ivf-sq8"`` — ``IndexIVFScalarQuantizer`` (8-bit, inner product) with ids stored natively (IVF lists
   keep ids, and ``IndexIDMap`` must not wrap IVF: IVF removal does not renumber, which would desync the
   map). IVF needs training, so the index starts *flat* (exact) and, once ``ivf_train_size`` vectors are
-  in, trains on them and moves them over. The number of lists follows the corpus: a search scans
-  ``nprobe`` lists, so with lists sized for 50k vectors a search at 1M reads ~20x more codes than with
-  lists sized for 1M (measured: 22-25 ms of FAISS per Check at 1M with 957 lists). When the lists fall
-  ``ivf_regrow`` times short of ~4*sqrt(n), the index is *regrown*: retrained in a background thread
-  from its own decoded vectors while searches and writes carry on against the old one, the writes made
-  meanwhile are replayed onto the new one, which then replaces it and is saved.
+  in, trains on them and moves them over. Lists sized for 50k vectors are too few at 1M (a search scans
+  ``nprobe`` lists of ~1 000 vectors each: 22-25 ms of FAISS per Check at 1M with 957 lists). With
+  ``ivf_regrow`` > 0 the index *regrows* once ~4*sqrt(n) reaches that many times its lists: it is
+  retrained in a background thread from its own decoded vectors while searches and writes carry on
+  against the old one; the writes made meanwhile are replayed onto the new one, which then replaces it
+  and is saved. Off by default: it trades recall of the voting neighbours for speed at a fixed
+  ``nprobe`` (bench/RESULTS.md, "IVF lists that follow the corpus"), which has not been measured on a
+  million real paragraphs.
 
 Thread safety: FAISS ``search`` on an index nobody mutates is thread-safe (and releases the GIL);
 ``add``/``remove`` are not. Searches take the read side of a writer-preferring readers-writer lock;
@@ -97,8 +99,8 @@ class IndexOptions:
     ivf_nlist: int | None = None
     ivf_nprobe: int = 16
     # With automatic lists: retrain once ~4*sqrt(n) reaches this many times the current lists (1.5 =
-    # at ~2.25x the vectors trained for). 0 turns regrowing off.
-    ivf_regrow: float = 1.5
+    # at ~2.25x the vectors trained for). 0 (the default) keeps the lists trained at ivf_train_size.
+    ivf_regrow: float = 0.0
 
     def __post_init__(self) -> None:
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1:
