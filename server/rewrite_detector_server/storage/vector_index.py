@@ -690,8 +690,11 @@ class FaissVectorIndex:
         """Build a new IVF for ``ids`` (the index's contents when the regrow started) off to the side,
         replay the writes made since, swap it in and save it. Searches never wait on the training."""
         started = time.monotonic()
-        old_nlist = int(self._index.nlist)
         try:
+            with self._mutate:
+                if self._closed:
+                    return
+                old_nlist = int(self._index.nlist)
             fresh = self._untrained_ivf(ids.shape[0])
             sample = _training_sample(ids.shape[0], fresh.nlist)
             chosen = ids if sample is None else ids[np.sort(sample)]
