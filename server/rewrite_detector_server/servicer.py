@@ -180,6 +180,14 @@ def _match(match: SourceMatchResult, include_texts: bool) -> pb.SourceMatch:
         pairs=[_pair(p, include_texts) for p in match.pairs],
         published_at=match.published_at,
         source_is_newer=match.source_is_newer,
+        stretches=[
+            pb.ReusedStretch(
+                submitted_span=pb.Span(start=s.submitted_span[0], end=s.submitted_span[1]),
+                source_span=pb.Span(start=s.source_span[0], end=s.source_span[1]),
+                pair_count=s.pair_count,
+            )
+            for s in match.stretches
+        ],
     )
 
 

@@ -118,6 +118,20 @@ def test_spans_point_into_the_texts_as_given(served) -> None:  # type: ignore[no
         assert source[src["start"] : src["end"]].strip()
         # The spans hold the normalised paragraph text's words, in order.
         assert pair["submitted_text"].split()[0] in submitted[sub["start"] : sub["end"]]
+    # Stretches: every counted (non-WEAK) pair lies inside exactly one, and their pair counts add up.
+    counted = [p for p in response["matches"][0]["pairs"] if p["kind"] != "WEAK"]
+    stretches = response["matches"][0]["stretches"]
+    assert counted and sum(s["pair_count"] for s in stretches) == len(counted)
+    for pair in counted:
+        holding = [
+            s
+            for s in stretches
+            if s["submitted_span"]["start"] <= pair["submitted_span"]["start"]
+            and pair["submitted_span"]["end"] <= s["submitted_span"]["end"]
+            and s["source_span"]["start"] <= pair["source_span"]["start"]
+            and pair["source_span"]["end"] <= s["source_span"]["end"]
+        ]
+        assert len(holding) == 1
 
 
 def test_check_from_stdin_matches_check_from_file(served) -> None:  # type: ignore[no-untyped-def]

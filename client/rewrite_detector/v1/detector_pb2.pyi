@@ -745,6 +745,7 @@ class SourceMatch(_message.Message):
     PAIRS_FIELD_NUMBER: _builtins.int
     PUBLISHED_AT_FIELD_NUMBER: _builtins.int
     SOURCE_IS_NEWER_FIELD_NUMBER: _builtins.int
+    STRETCHES_FIELD_NUMBER: _builtins.int
     source_id: _builtins.str
     title: _builtins.str
     url: _builtins.str
@@ -768,6 +769,12 @@ class SourceMatch(_message.Message):
     """
     @_builtins.property
     def pairs(self) -> _containers.RepeatedCompositeFieldContainer[Global___AlignedPair]: ...
+    @_builtins.property
+    def stretches(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReusedStretch]:
+        """The reuse as stretches: the non-WEAK pairs, consecutive ones no more than 100 characters apart on
+        both sides merged into one (a passage copied across three paragraphs is one stretch of three pairs).
+        """
+
     def __init__(
         self,
         *,
@@ -785,14 +792,43 @@ class SourceMatch(_message.Message):
         pairs: _abc.Iterable[Global___AlignedPair] | None = ...,
         published_at: _builtins.str = ...,
         source_is_newer: _builtins.bool = ...,
+        stretches: _abc.Iterable[Global___ReusedStretch] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_overlap", b"anchor_overlap", "coverage_source", b"coverage_source", "coverage_submitted", b"coverage_submitted", "lexical_overlap", b"lexical_overlap", "mean_similarity", b"mean_similarity", "order_preservation", b"order_preservation", "pairs", b"pairs", "published_at", b"published_at", "score", b"score", "source_id", b"source_id", "source_is_newer", b"source_is_newer", "title", b"title", "url", b"url", "verdict", b"verdict"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["anchor_overlap", b"anchor_overlap", "coverage_source", b"coverage_source", "coverage_submitted", b"coverage_submitted", "lexical_overlap", b"lexical_overlap", "mean_similarity", b"mean_similarity", "order_preservation", b"order_preservation", "pairs", b"pairs", "published_at", b"published_at", "score", b"score", "source_id", b"source_id", "source_is_newer", b"source_is_newer", "stretches", b"stretches", "title", b"title", "url", b"url", "verdict", b"verdict"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SourceMatch: _TypeAlias = SourceMatch  # noqa: Y015
+
+@_typing.final
+class ReusedStretch(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SUBMITTED_SPAN_FIELD_NUMBER: _builtins.int
+    SOURCE_SPAN_FIELD_NUMBER: _builtins.int
+    PAIR_COUNT_FIELD_NUMBER: _builtins.int
+    pair_count: _builtins.int
+    """Aligned pairs merged into this stretch."""
+    @_builtins.property
+    def submitted_span(self) -> Global___Span: ...
+    @_builtins.property
+    def source_span(self) -> Global___Span: ...
+    def __init__(
+        self,
+        *,
+        submitted_span: Global___Span | None = ...,
+        source_span: Global___Span | None = ...,
+        pair_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["source_span", b"source_span", "submitted_span", b"submitted_span"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["pair_count", b"pair_count", "source_span", b"source_span", "submitted_span", b"submitted_span"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReusedStretch: _TypeAlias = ReusedStretch  # noqa: Y015
 
 @_typing.final
 class Timing(_message.Message):

@@ -32,6 +32,7 @@ from rewrite_detector_server.core.passages import PassageParams, find_passages
 from rewrite_detector_server.core.refine import RefineParams
 from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
 from rewrite_detector_server.core.segment import normalize_inline, segment
+from rewrite_detector_server.core.stretches import ReusedStretch, StretchParams, reused_stretches
 from rewrite_detector_server.core.types import (
     ArticleInput,
     ArticleRecord,
@@ -110,6 +111,8 @@ class SourceMatchResult:
     scores: SourceScore
     pairs: tuple[AlignedPairResult, ...]
     source_is_newer: bool = False
+    # The non-WEAK pairs, adjacent ones merged: one entry per reuse (core/stretches.py).
+    stretches: tuple[ReusedStretch, ...] = ()
 
     @property
     def verdict(self) -> Verdict:
@@ -225,6 +228,7 @@ class Detector:
         retrieval: RetrievalParams | None = None,
         refine: RefineParams | None = None,
         passages: PassageParams | None = None,
+        stretches: StretchParams | None = None,
         limits: DetectorLimits | None = None,
         index_type: str = "flat",
         observer: DetectorObserver | None = None,
@@ -236,6 +240,7 @@ class Detector:
         self.retrieval = retrieval or RetrievalParams()
         self.refine = refine or RefineParams()
         self.passages = passages or PassageParams()
+        self.stretches = stretches or StretchParams()
         self.limits = limits or DetectorLimits()
         self.index_type = index_type
         # Replaceable after construction: the server wires its metrics in when it starts.
@@ -553,6 +558,7 @@ class Detector:
             evidence, _content_chars(submitted.content), _content_chars(source.content), self.verdict_params
         )
         pairs = tuple(_pair_result(e, submitted, source) for e in evidence)
+        counted = [(p.submitted_span, p.source_span) for p in pairs if p.kind is not PairKind.WEAK]
         return SourceMatchResult(
             source_id=info.id,
             title=info.title,
@@ -561,6 +567,7 @@ class Detector:
             scores=scores,
             pairs=pairs,
             source_is_newer=is_newer(info.published_at, submitted_published_at),
+            stretches=reused_stretches(counted, self.stretches.max_gap_chars),
         )
 
 

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rewrite_detector_server.core.detector import Detector, SourceMatchResult
+from rewrite_detector_server.core.stretches import reused_stretches
 from rewrite_detector_server.core.types import ArticleInput, PairKind, Verdict
 from rewrite_detector_server.errors import DetectorError
 from rewrite_detector_server.evaluation.doclevel import best_f1, roc_auc
@@ -88,15 +89,12 @@ class SuspiciousOutcome:
 
 
 def match_detections(match: SourceMatchResult, suspicious_id: str, source_id: str) -> list[Annotation]:
-    """The match's non-WEAK aligned pairs as PAN annotations (spans index the texts as given)."""
-    out = []
-    for pair in match.pairs:
-        if pair.kind is PairKind.WEAK:
-            continue
-        (a, b), (c, d) = pair.submitted_span, pair.source_span
-        if b > a and d > c:
-            out.append(Annotation.from_spans(suspicious_id, (a, b), source_id, (c, d)))
-    return out
+    """The match's reused stretches (its non-WEAK aligned pairs, adjacent ones merged) as PAN
+    annotations (spans index the texts as given)."""
+    return [
+        Annotation.from_spans(suspicious_id, s.submitted_span, source_id, s.source_span)
+        for s in match.stretches
+    ]
 
 
 def _weak_count(match: SourceMatchResult) -> int:
@@ -317,24 +315,14 @@ def merge_adjacent(detections: Iterable[Annotation], max_gap: int) -> list[Annot
     while a PAN case is one contiguous passage spanning several paragraphs, so unmerged runs pay a
     granularity penalty for what is one reuse. Reported next to, never instead of, the raw figures.
     """
-    if max_gap < 0:
-        raise ValueError(f"max_gap must be non-negative, got {max_gap}")
     by_pair: dict[tuple[str, str], list[Annotation]] = defaultdict(list)
     for detection in detections:
         by_pair[detection.document_pair].append(detection)
     merged: list[Annotation] = []
     for (suspicious_id, source_id), group in by_pair.items():
-        group.sort(key=lambda d: (d.suspicious_offset, d.source_offset))
-        run_s = (group[0].suspicious_offset, group[0].suspicious_end)
-        run_r = (group[0].source_offset, group[0].source_end)
-        for d in group[1:]:
-            gap_s = d.suspicious_offset - run_s[1]
-            gap_r = max(d.source_offset - run_r[1], run_r[0] - d.source_end)
-            if gap_s <= max_gap and gap_r <= max_gap:
-                run_s = (run_s[0], max(run_s[1], d.suspicious_end))
-                run_r = (min(run_r[0], d.source_offset), max(run_r[1], d.source_end))
-            else:
-                merged.append(Annotation.from_spans(suspicious_id, run_s, source_id, run_r))
-                run_s, run_r = (d.suspicious_offset, d.suspicious_end), (d.source_offset, d.source_end)
-        merged.append(Annotation.from_spans(suspicious_id, run_s, source_id, run_r))
+        spans = [((d.suspicious_offset, d.suspicious_end), (d.source_offset, d.source_end)) for d in group]
+        merged.extend(
+            Annotation.from_spans(suspicious_id, s.submitted_span, source_id, s.source_span)
+            for s in reused_stretches(spans, max_gap)
+        )
     return merged
