@@ -530,8 +530,8 @@ def markdown_entry(results: dict[str, Any]) -> str:
             lines.append("")
         lines.append(
             false_positive_sentence(section)
-            + f" Merged = `merge_adjacent(max_gap={section['merge_gap']})` post-processing"
-            " (evaluation/run.py), not the service's output."
+            + f" Merged = `merge_adjacent(max_gap={section['merge_gap']})` over the detections"
+            " (evaluation/run.py); detections are the matches' reused stretches since stop 9."
         )
         if "retrieval" in section:
             lines.append(f"Retrieval: `{json.dumps(section['retrieval'])}`")

@@ -307,13 +307,13 @@ def clean_pair_false_positives(
 
 
 def merge_adjacent(detections: Iterable[Annotation], max_gap: int) -> list[Annotation]:
-    """PAN-only post-processing, NOT what the service returns: merge runs of detections of one pair.
+    """Merge runs of detections of one document pair (the "merged" columns of the reports).
 
     Consecutive detections (in suspicious order) of the same document pair are merged into their hull
     when the gap between them is at most `max_gap` characters on the suspicious side AND on the
-    source side (overlaps count as gap 0). The core reports one detection per aligned paragraph group,
-    while a PAN case is one contiguous passage spanning several paragraphs, so unmerged runs pay a
-    granularity penalty for what is one reuse. Reported next to, never instead of, the raw figures.
+    source side (overlaps count as gap 0) — the rule of `core/stretches.py`. Since the detections are
+    the matches' reused stretches, which already apply it with the service's gap (100), the merged
+    figures equal the raw ones at that gap; the column stays as a check and to try other gaps.
     """
     by_pair: dict[tuple[str, str], list[Annotation]] = defaultdict(list)
     for detection in detections:
