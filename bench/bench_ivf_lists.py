@@ -8,7 +8,9 @@ when it reached ``ivf_train_size`` (the build before regrowing), DIR_B's the lis
 nprobe: recall@10 against exact search over the store's float32 vectors, recall of the neighbours that
 can vote (cosine >= 0.5), and the search time per query for Check-sized batches (18 queries, one
 thread, as the server runs them), for near-duplicate queries (a stored vector plus noise, cosine ~0.8)
-and the real seed paragraphs. Prints DIR_B's figures as ratios to DIR_A's. Writes bench/out/ivf-lists.json.
+and the real seed paragraphs. Prints DIR_B's figures as ratios to DIR_A's. With ``--pan-pairs 40``, PAN
+retrieval plagdet of the derived pairs whose sources the fill indexed, on both, with the lexical
+candidate sources on (the default) and off. Writes bench/out/ivf-lists.json.
 """
 
 from __future__ import annotations
@@ -25,8 +27,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import faiss
 import numpy as np
 from _speed import MODEL_CACHE, OUT, run_header, seed_texts
-from bench_scale import DIMENSION, QUERY_SEEDS, _paragraphs, exact_neighbours, recall_queries
+from bench_scale import (
+    DIMENSION,
+    QUERY_SEEDS,
+    _paragraphs,
+    exact_neighbours,
+    pan_plagdet,
+    recall_figures,
+    recall_queries,
+)
 
+from rewrite_detector_models.cache import CachingEmbedder
 from rewrite_detector_models.embedder import DEFAULT_EMBED_BACKEND, DEFAULT_MODEL_NAME, load_embedder
 from rewrite_detector_server.storage import Storage
 from rewrite_detector_server.storage.facade import INDEX_FILE, STORE_FILE
@@ -70,12 +81,6 @@ def measure(
         for name, (q, _) in queries.items():
             true_scores, true_ids = truth[name]
             _, found = index.search(q, 10)
-            hits = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, true_ids, strict=True)]
-            voting = [
-                (set(f.tolist()), {i for i, s in zip(t.tolist(), ts.tolist(), strict=True) if s >= 0.5})
-                for f, t, ts in zip(found, true_ids, true_scores, strict=True)
-            ]
-            voters = sum(len(v) for _, v in voting)
             batches = [q[i : i + CHECK_BATCH] for i in range(0, len(q), CHECK_BATCH)]
             timings = []
             for _ in range(rounds):
@@ -84,10 +89,7 @@ def measure(
                     index.search(batch, 10)
                 timings.append((time.perf_counter() - started) * 1000 / len(q))
             out[name] = {
-                "recall_at_10": round(float(np.mean(hits)), 4),
-                "recall_of_voting_neighbours": round(sum(len(f & v) for f, v in voting) / voters, 4)
-                if voters
-                else None,
+                **recall_figures(found, true_ids, true_scores),
                 "search_ms_per_query": round(float(np.median(timings)), 4),
             }
     finally:
@@ -104,6 +106,13 @@ def main() -> int:
     parser.add_argument("--regrow", action="store_true", help="first regrow --data-dir's index and save it")
     parser.add_argument("--nprobes", default="8,16,32")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument(
+        "--pan-pairs",
+        type=int,
+        default=0,
+        help="also PAN retrieval plagdet of this many derived pairs (their sources must be in the data dirs, "
+        "as bench_scale.py fills them), lexical candidates on and off",
+    )
     parser.add_argument("--out", type=Path, default=OUT / "ivf-lists.json")
     args = parser.parse_args()
     faiss.omp_set_num_threads(1)  # the server's Check searches run one query batch per thread
@@ -128,6 +137,14 @@ def main() -> int:
             for name in queries
         }
         print("ratio", f"nprobe={nprobe}", results["runs"][f"ratio nprobe={nprobe}"], flush=True)
+    if args.pan_pairs:
+        cached = CachingEmbedder(embedder, 500_000)  # the same documents are checked four times
+        for lexical in ("on", "off"):
+            extra = {} if lexical == "on" else {"lexical_min_shared": 0}
+            for label, data_dir in (("baseline", args.baseline_data_dir), ("this", args.data_dir)):
+                run = pan_plagdet(data_dir, "ivf-sq8", args.pan_pairs, cached, **extra)
+                results["runs"][f"{label} pan lexical={lexical}"] = run
+                print(label, f"PAN lexical candidates {lexical}", json.dumps(run), flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print("wrote", args.out)

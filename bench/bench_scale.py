@@ -222,6 +222,24 @@ def exact_neighbours(
     return scores, ids[rows]
 
 
+def recall_figures(found: np.ndarray, true_ids: np.ndarray, true_scores: np.ndarray) -> dict[str, Any]:
+    """recall@10 against exact search, and recall of the exact neighbours that can vote (cosine >= 0.5,
+    RetrievalParams.vote_similarity): those elect the candidate sources."""
+    hits = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, true_ids, strict=True)]
+    voting = [
+        (set(f.tolist()), {i for i, s in zip(t.tolist(), ts.tolist(), strict=True) if s >= 0.5})
+        for f, t, ts in zip(found, true_ids, true_scores, strict=True)
+    ]
+    voters = sum(len(v) for _, v in voting)
+    return {
+        "recall_at_10": round(float(np.mean(hits)), 4),
+        "recall_of_voting_neighbours": round(sum(len(f & v) for f, v in voting) / voters, 4)
+        if voters
+        else None,
+        "voting_neighbours": voters,
+    }
+
+
 def recall(data_dir: Path, index_type: str, queries: dict[str, Any], truth: dict[str, Any]) -> dict[str, Any]:
     from rewrite_detector_server.storage.vector_index import FaissVectorIndex
 
@@ -233,18 +251,9 @@ def recall(data_dir: Path, index_type: str, queries: dict[str, Any], truth: dict
             started = time.perf_counter()
             _, found = index.search(q, 10)
             search_ms = (time.perf_counter() - started) * 1000 / len(q)
-            hits = [len(set(f.tolist()) & set(t.tolist())) / 10 for f, t in zip(found, true_ids, strict=True)]
-            voting = [
-                (set(f.tolist()), {i for i, s in zip(t.tolist(), ts.tolist(), strict=True) if s >= 0.5})
-                for f, t, ts in zip(found, true_ids, true_scores, strict=True)
-            ]
-            voters = sum(len(v) for _, v in voting)
             entry = {
                 "queries": len(q),
-                "recall_at_10": round(float(np.mean(hits)), 4),
-                "recall_of_voting_neighbours": round(sum(len(f & v) for f, v in voting) / voters, 4)
-                if voters
-                else None,
+                **recall_figures(found, true_ids, true_scores),
                 "search_ms_per_query": round(search_ms, 3),
             }
             if (origin >= 0).any():
@@ -338,7 +347,9 @@ def serve_and_measure(
     return out
 
 
-def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any) -> dict[str, Any]:
+def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any, **settings: Any) -> dict[str, Any]:
+    """PAN retrieval plagdet of ``n`` derived pairs whose sources are in the data dir; ``settings``
+    override the server's (e.g. ``lexical_min_shared=0``)."""
     from rewrite_detector_server.app import build_detector
     from rewrite_detector_server.config import Settings
     from rewrite_detector_server.evaluation.pan import PanCorpus
@@ -346,7 +357,9 @@ def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any) -> dict[
 
     corpus = PanCorpus(PAN)
     pairs = pan_pairs(corpus, n)
-    detector = build_detector(Settings(data_dir=data_dir, index_type=index_type, snapshot_every=0), embedder)
+    detector = build_detector(
+        Settings(data_dir=data_dir, index_type=index_type, snapshot_every=0, **settings), embedder
+    )
     try:
         outcomes = [
             run_suspicious(detector, corpus, s, max_sources=100)
@@ -359,6 +372,7 @@ def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any) -> dict[
         "suspicious_documents": len(outcomes),
         "pairs": len(pairs),
         "plagdet": round(scored[ENTIRE].plagdet, 4),
+        "recall": round(scored[ENTIRE].recall, 4),
     }
 
 
