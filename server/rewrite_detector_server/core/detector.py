@@ -558,7 +558,9 @@ class Detector:
             evidence, _content_chars(submitted.content), _content_chars(source.content), self.verdict_params
         )
         pairs = tuple(_pair_result(e, submitted, source) for e in evidence)
-        counted = [(p.submitted_span, p.source_span) for p in pairs if p.kind is not PairKind.WEAK]
+        counted = [
+            (p.submitted_span, p.source_span) for e, p in zip(evidence, pairs, strict=True) if e.counted
+        ]
         return SourceMatchResult(
             source_id=info.id,
             title=info.title,
