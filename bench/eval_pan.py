@@ -70,6 +70,7 @@ from rewrite_detector_server.evaluation.run import (
     run_pair,
     run_suspicious,
 )
+from rewrite_detector_server.evaluation.unannotated import unannotated_verbatim_cases
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CORPUS = REPO_ROOT.parent / "shared" / "data" / "pan13-train"
@@ -614,6 +615,40 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def unannotated_verbatim_scores(
+    corpus: PanCorpus,
+    evaluated: Sequence[PanPair],
+    detections: Sequence[Annotation],
+    checked_ids: set[str],
+    indexed: set[str],
+) -> dict[str, Any]:
+    """Strict scoring against the verbatim reuse PAN leaves unannotated (evaluation/unannotated.py):
+    how a perfect detector of PAN's cases that also reports those copies scores under strict scoring
+    (the ceiling of the strict figure for a detector that reports true copies), and this run scored
+    against PAN's cases plus those copies. Neither is a PAN measure."""
+    extra = unannotated_verbatim_cases(
+        sorted(checked_ids),
+        sorted(indexed),
+        {p.key for p in corpus.pairs},
+        corpus.read_suspicious,
+        corpus.read_source,
+    )
+    pan_cases = [a for p in evaluated for a in p.annotations]
+
+    def rounded(results: dict[str, PlagdetResult]) -> dict[str, float]:
+        return {label: round(r.plagdet, 4) for label, r in results.items() if label != "no-plagiarism"}
+
+    return {
+        "stretches": len(extra),
+        "stretch_chars": sum(a.size for a in extra),
+        "pan_case_chars": sum(a.size for a in pan_cases),
+        "perfect_detector_strict": rounded(plagdet_by_label(evaluated, [*pan_cases, *extra])),
+        "plagdet_with_unannotated": rounded(
+            plagdet_by_label(evaluated, detections, cases=[*pan_cases, *extra])
+        ),
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.markdown_from:
@@ -695,6 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         if label != "no-plagiarism"  # no cases: nothing to score
                     },
                     "non_pair_detections": non_pair_breakdown(corpus, detections, corpus_keys),
+                    "unannotated_verbatim": unannotated_verbatim_scores(
+                        corpus, evaluated, detections, checked_ids, indexed
+                    ),
                 }
             timing["mode_wall_seconds"] = time.perf_counter() - mode_started
             timings[mode] = timing
