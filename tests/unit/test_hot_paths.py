@@ -4,7 +4,6 @@ code it replaced), on hand-picked edge cases and on generated inputs."""
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from collections import Counter
@@ -191,12 +190,17 @@ def _reference_trim_edges(
     tail_start: int,
     span_end: int,
 ) -> tuple[int, int] | None:
-    shared = {(a[0], b[0]) for a, b in itertools.pairwise(other)}
-    hits = [k for k, (a, b) in enumerate(itertools.pairwise(mine)) if (a[0], b[0]) in shared]
+    window = 3
+    vocabulary = {stem for stem, _, _ in other}
+    hits = [
+        k
+        for k in range(len(mine) - window + 1)
+        if all(stem in vocabulary for stem, _, _ in mine[k : k + window])
+    ]
     if not hits:
         return None
     start = min(mine[hits[0]][1], head_end)
-    last = hits[-1] + 1
+    last = hits[-1] + window - 1
     end = max(mine[last][2] if last < len(mine) - 1 else span_end, tail_start)
     return (start, end) if start < end else None
 

@@ -385,24 +385,30 @@ def _trim_edges(
     head_end: int,
     tail_start: int,
     span_end: int,
+    window: int = 3,
 ) -> tuple[int, int] | None:
-    """Span from the first to the last word that starts or ends a word bigram shared with the other side,
-    cutting at most into the first and last sentence.
+    """Span from the first to the last run of `window` consecutive words that all occur on the other
+    side, cutting at most into the first and last sentence.
 
     Sentence boundaries are too coarse at the edges: a passage pasted into a document often starts or
-    ends mid-sentence. A shared bigram is where reuse demonstrably begins; words before it are not. The
-    cut stops at the edge sentences because obfuscation (shuffled words, machine translation) breaks
-    bigrams inside reused sentences too.
+    ends mid-sentence. A run of words the other side also has is where reuse demonstrably begins; words
+    before it are not. The words may come in any order: shuffled and replaced words (random
+    obfuscation, machine translation) break word bigrams inside reused text, which made the earlier
+    shared-bigram rule cut reused words off (pan13-train, passages alone on 400 pairs a type: random
+    0.856 -> 0.863, translation 0.868 -> 0.877, summary 0.608 -> 0.620, verbatim unchanged at 0.895;
+    runs of 2 words extended verbatim edges into unrelated words, 0.896 -> 0.883). The cut stops at
+    the edge sentences because obfuscation breaks word runs inside reused sentences too.
     """
-    shared = set(itertools.pairwise(other.stems))
-    bigrams = list(itertools.pairwise(mine.stems))
-    # Only the first and the last shared bigram matter: scan in from both ends.
-    first = next((k for k, bigram in enumerate(bigrams) if bigram in shared), None)
+    vocabulary = set(other.stems)
+    present = [stem in vocabulary for stem in mine.stems]
+    last_start = len(present) - window
+    # Only the first and the last run matter: scan in from both ends.
+    first = next((k for k in range(last_start + 1) if all(present[k : k + window])), None)
     if first is None:
         return None
-    last_hit = next(k for k in range(len(bigrams) - 1, first - 1, -1) if bigrams[k] in shared)
+    last_hit = next(k for k in range(last_start, first - 1, -1) if all(present[k : k + window]))
     start = min(mine.spans[first][0], head_end)
-    last = last_hit + 1
+    last = last_hit + window - 1
     # Ending on the passage's last word keeps the punctuation after it (the sentence's full stop).
     end = max(mine.spans[last][1] if last < len(mine.stems) - 1 else span_end, tail_start)
     return (start, end) if start < end else None
