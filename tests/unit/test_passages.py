@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from rewrite_detector_server.core.passages import PassageParams, find_passages
+import pytest
+
+from rewrite_detector_server.core.passages import Passage, PassageParams, _condenses, find_passages
 from rewrite_detector_server.core.segment import segment
 
 COPIED = (
@@ -159,3 +161,38 @@ def test_a_loosely_worded_summary_sentence_still_joins_the_summary() -> None:
     )
     without_weak_seeds = PassageParams(weak_seed_cosine=0.33, weak_seed_dice=0.33)
     assert not [p for p in _passages(submitted, source, without_weak_seeds) if p.summary]
+
+
+def _wide_passage(submitted_chars: int, source_chars: int, sentences: int, source_sentences: int) -> Passage:
+    return Passage(
+        submitted_sentences=(0, sentences - 1),
+        source_sentences=(0, source_sentences - 1),
+        submitted_span=(0, submitted_chars),
+        source_span=(0, source_chars),
+        submitted_paragraphs=(0, 0),
+        source_paragraphs=(0, 0),
+        cosine=0.5,
+        seeds=sentences,
+    )
+
+
+@pytest.mark.parametrize(
+    ("source_chars", "seeds", "taken"),
+    [
+        # 4x as much source, each sentence seeding one source sentence further on: a summary.
+        (2400, [(0, 0), (1, 5), (2, 11), (3, 17), (4, 23)], True),
+        # 4x, but each sentence seeding two places (its copy and a same-topic look-alike): not one.
+        (2400, [(0, 0), (0, 14), (1, 1), (1, 15), (2, 2), (2, 16), (3, 3), (3, 17), (4, 4), (4, 23)], False),
+        # 6x: a summary sentence may join two or three source sentences.
+        (3600, [(0, 0), (0, 1), (1, 6), (1, 8), (2, 12), (2, 13), (2, 14), (3, 18), (4, 23)], True),
+        # 6x, but three or more places per sentence is topic overlap, not condensing.
+        (3600, [(i, j) for i in range(5) for j in (i, i + 8, i + 16)], False),
+        # Under 3x the source side is not long enough to be what the passage condenses.
+        (1500, [(0, 0), (1, 5), (2, 11), (3, 17), (4, 23)], False),
+    ],
+)
+def test_a_summary_condenses_a_long_source_stretch_with_few_seeds_per_sentence(
+    source_chars: int, seeds: list[tuple[int, int]], taken: bool
+) -> None:
+    passage = _wide_passage(submitted_chars=600, source_chars=source_chars, sentences=5, source_sentences=24)
+    assert _condenses(passage, seeds, PassageParams()) is taken

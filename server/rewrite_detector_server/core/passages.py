@@ -57,8 +57,21 @@ class PassageParams:
     # long source stretch they condense.
     source_max_gap: int = 24
     # A passage found with the wide source gap is taken as a summary (replacing the narrow-gap passages
-    # it overlaps) when its source span is at least this many times longer than its submitted span.
-    summary_ratio: float = 5.0
+    # it overlaps) when its source span is at least this many times longer than its submitted span ...
+    summary_ratio: float = 3.0
+    # ... and when its seeds pair each submitted sentence with at most this many distinct source
+    # sentences on average. A summary sentence condenses one or a few source sentences, the next one
+    # sentences further on: few seeds per sentence, spread along the source. A copy or paraphrase whose
+    # wide passage reached far into the source did so through same-topic look-alikes, several per
+    # submitted sentence (pan13-train, wide passages passing the other tests: median 1.25-1.33 on
+    # summary pairs, 1.45-2.75 on the other obfuscations).
+    summary_max_sources_per_sentence: float = 1.6
+    # A passage condensing at least `summary_long_ratio` times as much source text may merge more
+    # source sentences per sentence (a summary sentence that joins two or three facts) and still be
+    # taken for a summary. Ratio 5 with no such cap was the earlier rule: the cap at 3-5x let the ratio
+    # come down without swapping copies (whole corpus, pair mode: bench/RESULTS.md).
+    summary_long_ratio: float = 5.0
+    summary_long_max_sources_per_sentence: float = 2.5
     # ... and when at least this many distinct submitted sentences seed it. A summary condenses several
     # source sentences in several of its own; one submitted sentence with a few same-topic seeds far
     # away in the source is a verbatim or paraphrased passage, and swapping it for the wide passage
@@ -314,21 +327,44 @@ def _seeded_sentences(passage: Passage, found: Sequence[tuple[int, int]]) -> int
     return len({i for i, j in found if l_first <= i <= l_last and r_first <= j <= r_last})
 
 
+def _sources_per_sentence(passage: Passage, grown: Sequence[tuple[int, int]]) -> float:
+    """Distinct source sentences per distinct submitted sentence among the seeds inside the passage."""
+    (l_first, l_last), (r_first, r_last) = passage.submitted_sentences, passage.source_sentences
+    inside = [(i, j) for i, j in grown if l_first <= i <= l_last and r_first <= j <= r_last]
+    return len({j for _, j in inside}) / max(1, len({i for i, _ in inside}))
+
+
+def _condenses(passage: Passage, grown: Sequence[tuple[int, int]], params: PassageParams) -> bool:
+    """Whether the passage's source side is long enough, for its seeds' spread, to be what it condenses."""
+    ratio = _length(passage.source_span) / max(1, _length(passage.submitted_span))
+    if ratio >= params.summary_long_ratio:
+        cap = params.summary_long_max_sources_per_sentence
+    elif ratio >= params.summary_ratio:
+        cap = params.summary_max_sources_per_sentence
+    else:
+        return False
+    return _sources_per_sentence(passage, grown) <= cap
+
+
 def _prefer_summaries(
     narrow: list[Passage],
     wide: list[Passage],
     found: Sequence[tuple[int, int]],
+    grown: Sequence[tuple[int, int]],
     right: Sequence[Sentence],
     params: PassageParams,
 ) -> list[Passage]:
-    """Swap in wide-gap passages that condense a much longer source stretch (summaries)."""
+    """Swap in wide-gap passages that condense a much longer source stretch (summaries).
+
+    `found` are the full-threshold seeds, `grown` those and the weak ones the wide passages grew from.
+    """
     summaries = [
         dataclasses.replace(w, summary=True)
         for w in wide
-        if _length(w.source_span) >= params.summary_ratio * _length(w.submitted_span)
-        and _length(w.submitted_span) >= params.summary_min_chars
+        if _length(w.submitted_span) >= params.summary_min_chars
         and _seeded_sentences(w, found) >= params.summary_min_sentences
         and _single_cover(w, narrow) < params.summary_max_single_cover
+        and _condenses(w, grown, params)
     ]
     if params.summary_whole_source > 0:
         summaries = [
@@ -467,6 +503,7 @@ def find_passages(
             extended,
             _extend(grown, left, right, weights, params, params.max_gap, params.source_max_gap, strong),
             found,
+            grown,
             right,
             params,
         )
