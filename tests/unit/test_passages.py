@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
-from rewrite_detector_server.core.passages import Passage, PassageParams, _condenses, find_passages
+from rewrite_detector_server.core.passages import (
+    Passage,
+    PassageParams,
+    _condenses,
+    _to_copied_ngrams,
+    find_passages,
+)
 from rewrite_detector_server.core.segment import segment
 
 COPIED = (
@@ -196,3 +204,33 @@ def test_a_summary_condenses_a_long_source_stretch_with_few_seeds_per_sentence(
 ) -> None:
     passage = _wide_passage(submitted_chars=600, source_chars=source_chars, sentences=5, source_sentences=24)
     assert _condenses(passage, seeds, PassageParams()) is taken
+
+
+def test_a_copied_passage_ends_where_the_copied_words_end_on_both_sides() -> None:
+    # The source sentence after the copy is about the same thing, shares words with it in any order,
+    # and was not copied: it must not be claimed.
+    neighbour = " Engineers at the weir said the river authority would open the gates again if rain fell."
+    source = "Council elections are due in May. " + COPIED + neighbour
+    submitted = "Other news first. " + COPIED + " Football: the town team lost 2-1 away at Henley."
+    src_start, sub_start = source.index(COPIED), submitted.index(COPIED)
+    loose = _wide_passage(submitted_chars=0, source_chars=0, sentences=1, source_sentences=1)
+    loose = dataclasses.replace(
+        loose, submitted_span=(sub_start, sub_start + len(COPIED)), source_span=(src_start, len(source))
+    )
+    cut = _to_copied_ngrams(loose, (submitted, source), PassageParams())
+    assert cut.source_span == (src_start, src_start + len(COPIED))
+    assert cut.submitted_span == (sub_start, sub_start + len(COPIED))
+
+
+def test_reworded_reuse_keeps_its_spans() -> None:
+    # Shares "the river authority opened all four sluice gates" with the source: 8 of its 18 words.
+    reworded = (
+        "After rain for three days, at Marlow the river authority opened all four sluice gates "
+        "late on Sunday."
+    )
+    source = "Council elections are due in May. " + COPIED
+    passage = dataclasses.replace(
+        _wide_passage(submitted_chars=len(reworded), source_chars=0, sentences=1, source_sentences=1),
+        source_span=(source.index(COPIED), len(source)),
+    )
+    assert _to_copied_ngrams(passage, (reworded, source), PassageParams()) == passage

@@ -89,6 +89,15 @@ class PassageParams:
     summary_whole_source: float = 0.25
     cluster_cosine: float = 0.34
     min_chars: int = 150
+    # A passage that is mostly a copy (at least `copy_share` of its submitted words inside word
+    # `copy_ngram`-grams the source side also has) ends where the copied n-grams end, on both sides.
+    # The edge trimming keeps a whole edge sentence that shares a few words with the other side in any
+    # order, which is right for reworded reuse but kept same-topic neighbours of verbatim copies: on
+    # pan13-train's verbatim cases 309 detections ran past the case on the source side, by a median
+    # of ~200 characters (one sentence). Sample of 300 pairs a type: none 0.893 -> 0.913, the other
+    # obfuscations within 0.1 point (share 0.6 cost random 0.5 point; 4-grams cut less).
+    copy_ngram: int = 5
+    copy_share: float = 0.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -400,6 +409,7 @@ def _to_whole_source(passage: Passage, right: Sequence[Sentence]) -> Passage:
 
 
 _TOKEN = re.compile(r"[^\W_]+", re.UNICODE)
+_CLOSING_PUNCTUATION = frozenset(".!?;:,\"'’”)]")
 
 
 class _Tokens(NamedTuple):
@@ -451,7 +461,11 @@ def _trim_edges(
 
 
 def _tighten(
-    passage: Passage, left: Sequence[Sentence], right: Sequence[Sentence], texts: tuple[str, str]
+    passage: Passage,
+    left: Sequence[Sentence],
+    right: Sequence[Sentence],
+    texts: tuple[str, str],
+    params: PassageParams,
 ) -> Passage:
     l_first, l_last = passage.submitted_sentences
     r_first, r_last = passage.source_sentences
@@ -465,10 +479,46 @@ def _tighten(
     )
     if passage.summary and passage.source_sentences == (0, len(right) - 1):
         right_span = None  # a summary of the whole source claims all of it, edges included
-    return dataclasses.replace(
+    tightened = dataclasses.replace(
         passage,
         submitted_span=left_span or passage.submitted_span,
         source_span=right_span or passage.source_span,
+    )
+    return tightened if passage.summary else _to_copied_ngrams(tightened, texts, params)
+
+
+def _ngram_hits(mine: _Tokens, other: _Tokens, n: int) -> list[int]:
+    """Start positions of `mine`'s word n-grams that also occur in `other`."""
+    theirs = {tuple(other.stems[k : k + n]) for k in range(len(other.stems) - n + 1)}
+    return [k for k in range(len(mine.stems) - n + 1) if tuple(mine.stems[k : k + n]) in theirs]
+
+
+def _to_copied_ngrams(passage: Passage, texts: tuple[str, str], params: PassageParams) -> Passage:
+    """A mostly copied passage cut to the hull of its shared word n-grams on each side; others unchanged."""
+    n = params.copy_ngram
+    left_tokens = _tokens(texts[0], passage.submitted_span)
+    right_tokens = _tokens(texts[1], passage.source_span)
+    left_hits = _ngram_hits(left_tokens, right_tokens, n)
+    right_hits = _ngram_hits(right_tokens, left_tokens, n)
+    if not left_hits or not right_hits:
+        return passage
+    copied_words = {k for hit in left_hits for k in range(hit, hit + n)}
+    if len(copied_words) < params.copy_share * len(left_tokens.stems):
+        return passage
+
+    def hull(text: str, tokens: _Tokens, hits: list[int], span: tuple[int, int]) -> tuple[int, int]:
+        last = hits[-1] + n - 1
+        # Ending on the span's last word keeps the punctuation after it, as the edge trimming does;
+        # elsewhere the copy's closing punctuation (a full stop, a closing quote) is kept too.
+        end = tokens.spans[last][1] if last < len(tokens.stems) - 1 else span[1]
+        while end < span[1] and text[end] in _CLOSING_PUNCTUATION:
+            end += 1
+        return (tokens.spans[hits[0]][0], end)
+
+    return dataclasses.replace(
+        passage,
+        submitted_span=hull(texts[0], left_tokens, left_hits, passage.submitted_span),
+        source_span=hull(texts[1], right_tokens, right_hits, passage.source_span),
     )
 
 
@@ -508,4 +558,4 @@ def find_passages(
             params,
         )
     texts = (submitted_text, source_text)
-    return _filter([_tighten(p, left, right, texts) for p in extended], params)
+    return _filter([_tighten(p, left, right, texts, params) for p in extended], params)
