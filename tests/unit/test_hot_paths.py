@@ -225,6 +225,16 @@ def test_trim_edges_matches_the_reference(
     )
 
 
+@pytest.mark.parametrize("text", [_ARTICLE_A, _ARTICLE_B])
+def test_words_within_a_narrower_span_match_tokenising_it_again(text: str) -> None:
+    whole = passages._tokens(text, (0, len(text)))
+    count = len(whole.stems)
+    for first in range(0, count, 7):
+        for last in range(first, count, 11):
+            span = (whole.spans[first][0], whole.spans[last][1])
+            assert passages._within(whole, span) == passages._tokens(text, span)
+
+
 # -- storage -------------------------------------------------------------------------------------------
 
 

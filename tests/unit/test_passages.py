@@ -11,6 +11,7 @@ from rewrite_detector_server.core.passages import (
     PassageParams,
     _condenses,
     _to_copied_ngrams,
+    _tokens,
     find_passages,
 )
 from rewrite_detector_server.core.segment import segment
@@ -206,6 +207,10 @@ def test_a_summary_condenses_a_long_source_stretch_with_few_seeds_per_sentence(
     assert _condenses(passage, seeds, PassageParams()) is taken
 
 
+def _words_of(passage: Passage, submitted: str, source: str):  # type: ignore[no-untyped-def]
+    return _tokens(submitted, passage.submitted_span), _tokens(source, passage.source_span)
+
+
 def test_a_copied_passage_ends_where_the_copied_words_end_on_both_sides() -> None:
     # The source sentence after the copy is about the same thing, shares words with it in any order,
     # and was not copied: it must not be claimed.
@@ -217,7 +222,7 @@ def test_a_copied_passage_ends_where_the_copied_words_end_on_both_sides() -> Non
     loose = dataclasses.replace(
         loose, submitted_span=(sub_start, sub_start + len(COPIED)), source_span=(src_start, len(source))
     )
-    cut = _to_copied_ngrams(loose, (submitted, source), PassageParams())
+    cut = _to_copied_ngrams(loose, *_words_of(loose, submitted, source), (submitted, source), PassageParams())
     assert cut.source_span == (src_start, src_start + len(COPIED))
     assert cut.submitted_span == (sub_start, sub_start + len(COPIED))
 
@@ -233,4 +238,5 @@ def test_reworded_reuse_keeps_its_spans() -> None:
         _wide_passage(submitted_chars=len(reworded), source_chars=0, sentences=1, source_sentences=1),
         source_span=(source.index(COPIED), len(source)),
     )
-    assert _to_copied_ngrams(passage, (reworded, source), PassageParams()) == passage
+    words = _words_of(passage, reworded, source)
+    assert _to_copied_ngrams(passage, *words, (reworded, source), PassageParams()) == passage

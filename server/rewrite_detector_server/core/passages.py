@@ -17,6 +17,7 @@ Pure functions over texts and paragraph spans; no model, no gRPC.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import math
@@ -455,9 +456,23 @@ def _trim_edges(
     last_hit = next(k for k in range(last_start, first - 1, -1) if all(present[k : k + window]))
     start = min(mine.spans[first][0], head_end)
     last = last_hit + window - 1
-    # Ending on the passage's last word keeps the punctuation after it (the sentence's full stop).
-    end = max(mine.spans[last][1] if last < len(mine.stems) - 1 else span_end, tail_start)
+    end = max(_word_end(mine, last, span_end), tail_start)
     return (start, end) if start < end else None
+
+
+def _word_end(tokens: _Tokens, last: int, span_end: int) -> int:
+    """Where a span ending on word `last` ends: on the span's last word, at the span's end, which keeps
+    the punctuation after it (the sentence's full stop)."""
+    return tokens.spans[last][1] if last < len(tokens.stems) - 1 else span_end
+
+
+def _within(tokens: _Tokens, span: tuple[int, int]) -> _Tokens:
+    """The words of `tokens` inside `span` (a narrower span of the same text), without re-tokenising."""
+    first = bisect.bisect_left(tokens.spans, (span[0], -1))
+    last = first
+    while last < len(tokens.spans) and tokens.spans[last][1] <= span[1]:
+        last += 1
+    return _Tokens(tokens.stems[first:last], tokens.spans[first:last])
 
 
 def _tighten(
@@ -484,7 +499,15 @@ def _tighten(
         submitted_span=left_span or passage.submitted_span,
         source_span=right_span or passage.source_span,
     )
-    return tightened if passage.summary else _to_copied_ngrams(tightened, texts, params)
+    if passage.summary:
+        return tightened
+    return _to_copied_ngrams(
+        tightened,
+        _within(left_tokens, tightened.submitted_span),
+        _within(right_tokens, tightened.source_span),
+        texts,
+        params,
+    )
 
 
 def _ngram_hits(mine: _Tokens, other: _Tokens, n: int) -> list[int]:
@@ -493,11 +516,18 @@ def _ngram_hits(mine: _Tokens, other: _Tokens, n: int) -> list[int]:
     return [k for k in range(len(mine.stems) - n + 1) if tuple(mine.stems[k : k + n]) in theirs]
 
 
-def _to_copied_ngrams(passage: Passage, texts: tuple[str, str], params: PassageParams) -> Passage:
-    """A mostly copied passage cut to the hull of its shared word n-grams on each side; others unchanged."""
+def _to_copied_ngrams(
+    passage: Passage,
+    left_tokens: _Tokens,
+    right_tokens: _Tokens,
+    texts: tuple[str, str],
+    params: PassageParams,
+) -> Passage:
+    """A mostly copied passage cut to the hull of its shared word n-grams on each side; others unchanged.
+
+    `left_tokens` / `right_tokens` are the words of the passage's submitted and source spans.
+    """
     n = params.copy_ngram
-    left_tokens = _tokens(texts[0], passage.submitted_span)
-    right_tokens = _tokens(texts[1], passage.source_span)
     left_hits = _ngram_hits(left_tokens, right_tokens, n)
     right_hits = _ngram_hits(right_tokens, left_tokens, n)
     if not left_hits or not right_hits:
@@ -507,10 +537,8 @@ def _to_copied_ngrams(passage: Passage, texts: tuple[str, str], params: PassageP
         return passage
 
     def hull(text: str, tokens: _Tokens, hits: list[int], span: tuple[int, int]) -> tuple[int, int]:
-        last = hits[-1] + n - 1
-        # Ending on the span's last word keeps the punctuation after it, as the edge trimming does;
-        # elsewhere the copy's closing punctuation (a full stop, a closing quote) is kept too.
-        end = tokens.spans[last][1] if last < len(tokens.stems) - 1 else span[1]
+        # Inside the span the copy's closing punctuation (a full stop, a closing quote) is kept too.
+        end = _word_end(tokens, hits[-1] + n - 1, span[1])
         while end < span[1] and text[end] in _CLOSING_PUNCTUATION:
             end += 1
         return (tokens.spans[hits[0]][0], end)
