@@ -121,6 +121,31 @@ def test_summary_of_a_whole_article_is_matched_to_the_whole_article() -> None:
     assert passage.source_span == (0, len(source.rstrip()))
 
 
+def test_a_wide_match_beside_other_reuse_of_the_source_is_not_taken_for_a_summary() -> None:
+    # The same summary, but the document also copies a passage of the source elsewhere: the source is
+    # reused passage by passage, and the wide match is not reported as condensing all of it.
+    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
+    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    copied = (
+        "The town museum will reopen its Roman gallery in June after a two-year restoration of the mosaics. "
+        "Curators found a second coin hoard under the gallery floor while the heating was replaced. "
+        "Entry stays free for residents, and guided tours start every Saturday at eleven o'clock."
+    )
+    source += "\n\n" + copied
+    filler = (
+        "A new cycling club meets on Tuesdays at the leisure centre. The choir is looking for tenors. "
+        "Football: the town team lost 2-1 away at Henley. The farmers' market moves to Fridays in winter. "
+        "Parking charges at the station rise in April. The swimming pool reopens after its repairs."
+    )
+    submitted = "Local news in brief.\n\n" + _SUMMARY + "\n\n" + filler + "\n\n" + copied
+    alone_allowed = PassageParams(summary_only_reuse=False)
+    assert [p.summary for p in _passages(submitted, source, alone_allowed)] == [True, False]
+    passages = _passages(submitted, source)
+    assert passages and not any(p.summary for p in passages)
+    copied_at = source.index(copied)
+    assert passages[-1].source_span == (copied_at, copied_at + len(copied))
+
+
 def test_copy_with_same_topic_sentences_far_away_is_not_taken_for_a_summary() -> None:
     other = " ".join(_OTHER_NEWS * 2)
     source = (
@@ -240,3 +265,35 @@ def test_reworded_reuse_keeps_its_spans() -> None:
     )
     words = _words_of(passage, reworded, source)
     assert _to_copied_ngrams(passage, *words, (reworded, source), PassageParams()) == passage
+
+
+# A spinner that merges, splits and shuffles clauses across sentence boundaries: each rewritten sentence
+# holds parts of both source sentences (with synonyms), so no sentence pair reaches the seed thresholds.
+WINDOW_SOURCE = (
+    "Council elections are due in May.\n\n"
+    "The river authority opened all four sluice gates at Marlow on Sunday night after three days of heavy "
+    "rain. Engineers reported that the water level at the weir had risen by 1.8 metres since Thursday "
+    "morning.\n\nThe bakery on Mill Lane reopened after its refurbishment, with a new bread oven."
+)
+WINDOW_SUBMITTED = (
+    "Local news in brief. A new cycling club meets on Tuesdays at the leisure centre.\n\n"
+    "Sluice barriers at the dam were opened by Marlow technicians once the water level had climbed 1.8 "
+    "metres. Three days of downpours since Thursday morning made the river authority act on Sunday "
+    "evening, with all four gates.\n\nFootball: the town team lost 2-1 away at Henley."
+)
+
+
+def test_clauses_shuffled_across_sentences_are_found_through_sentence_windows() -> None:
+    assert _passages(WINDOW_SUBMITTED, WINDOW_SOURCE, PassageParams(window_sentences=0)) == []
+    (passage,) = _passages(WINDOW_SUBMITTED, WINDOW_SOURCE)
+    reused_source = WINDOW_SOURCE[WINDOW_SOURCE.index("The river") : WINDOW_SOURCE.index("morning.") + 8]
+    assert WINDOW_SOURCE[slice(*passage.source_span)] == reused_source
+    submitted = WINDOW_SUBMITTED[slice(*passage.submitted_span)]
+    assert submitted.endswith("with all four gates.") and "Marlow technicians" in submitted
+    assert "cycling" not in submitted and "Football" not in submitted
+
+
+def test_window_seeds_leave_sentences_that_already_have_a_seed_alone() -> None:
+    # The copied passage's sentences all seed one to one: windows add nothing, so the same-topic
+    # sentences around it (which share words with the copy's neighbours) are not pulled in.
+    assert _passages(SUBMITTED, SOURCE) == _passages(SUBMITTED, SOURCE, PassageParams(window_sentences=0))
