@@ -12,7 +12,10 @@ from rewrite_detector_server.core.passages import (
     _condenses,
     _to_copied_ngrams,
     _tokens,
+    _weights,
     find_passages,
+    merged_seeds,
+    sentences,
 )
 from rewrite_detector_server.core.segment import segment
 
@@ -284,8 +287,9 @@ WINDOW_SUBMITTED = (
 
 
 def test_clauses_shuffled_across_sentences_are_found_through_sentence_windows() -> None:
-    assert _passages(WINDOW_SUBMITTED, WINDOW_SOURCE, PassageParams(window_sentences=0)) == []
-    (passage,) = _passages(WINDOW_SUBMITTED, WINDOW_SOURCE)
+    # (merged seeds, on by default, find this reuse too: they are off here to test windows alone)
+    assert _passages(WINDOW_SUBMITTED, WINDOW_SOURCE, PassageParams(window_sentences=0, merge_reach=0)) == []
+    (passage,) = _passages(WINDOW_SUBMITTED, WINDOW_SOURCE, PassageParams(merge_reach=0))
     reused_source = WINDOW_SOURCE[WINDOW_SOURCE.index("The river") : WINDOW_SOURCE.index("morning.") + 8]
     assert WINDOW_SOURCE[slice(*passage.source_span)] == reused_source
     submitted = WINDOW_SUBMITTED[slice(*passage.submitted_span)]
@@ -297,3 +301,45 @@ def test_window_seeds_leave_sentences_that_already_have_a_seed_alone() -> None:
     # The copied passage's sentences all seed one to one: windows add nothing, so the same-topic
     # sentences around it (which share words with the copy's neighbours) are not pulled in.
     assert _passages(SUBMITTED, SOURCE) == _passages(SUBMITTED, SOURCE, PassageParams(window_sentences=0))
+
+
+SPLIT_SOURCE = (
+    "Council elections are due in May.\n\n"
+    "The river authority closed the old stone bridge at Marlow on Tuesday morning. "
+    "Divers working for the county engineers found deep cracks in three of the bridge's oak piles on Monday, "
+    "and repairs are expected to last until the spring, a spokesman for the river authority said at a press "
+    "conference. Buses will use the ring road in the meantime.\n\n"
+    "A new cycling club meets on Tuesdays at the leisure centre.\n"
+)
+# The long source sentence split in two: the second half alone shares too few words to seed.
+SPLIT_SUBMITTED = (
+    "Local news in brief. The bakery on Church Street has changed hands.\n\n"
+    "Repairs are expected to last until the spring, a spokesman for the river authority told a press "
+    "conference on Monday, after county engineers found problems. Their divers saw cracks in the piles. "
+    "In other news, the library will extend its opening hours.\n"
+)
+
+
+def test_a_source_sentence_split_in_two_is_found_through_its_merged_halves() -> None:
+    assert _passages(SPLIT_SUBMITTED, SPLIT_SOURCE, PassageParams(merge_reach=0)) == []
+    (passage,) = _passages(SPLIT_SUBMITTED, SPLIT_SOURCE)
+    submitted = SPLIT_SUBMITTED[slice(*passage.submitted_span)]
+    assert submitted.startswith("Repairs are expected")
+    assert submitted.endswith("saw cracks in the piles.")
+    assert "oak piles on Monday" in SPLIT_SOURCE[slice(*passage.source_span)]
+
+
+def test_merged_seeds_leave_a_verbatim_copy_one_to_one() -> None:
+    # The second sentence shares most of its words with the first, but the copy of the first has
+    # nothing left for it to explain.
+    text = (
+        "The river authority closed the old stone bridge at Marlow on Tuesday morning. "
+        "The old bridge at Marlow was closed by the river authority once before."
+    )
+    left = sentences(text, segment(text).content_paragraphs)
+    right = sentences(text, segment(text).content_paragraphs)
+    weights = _weights(left, right)
+    found = [(0, 0), (1, 1)]
+
+    assert merged_seeds(left, right, weights, [(0, 0)], PassageParams()) == [(0, 0)]
+    assert merged_seeds(left, right, weights, found, PassageParams()) == found

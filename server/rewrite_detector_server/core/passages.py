@@ -117,6 +117,17 @@ class PassageParams:
     window_sentences: int = 2
     window_member_dice: float = 0.2
     window_member_cosine: float = 0.2
+    # A seeded sentence whose partner's neighbours (up to `merge_reach` sentences away, unseeded) explain
+    # more of its words joins them too: a spinner merges two or three source sentences into one (or
+    # splits one), and a seed with only one of them left the passage too short to report or cut its
+    # edges inside the reuse. A neighbour joins while the tf-idf cosine of the sentence against the
+    # growing run rises (a verbatim 1:1 copy has nothing left to explain, so it never grows) and the
+    # neighbour alone reaches `merge_member_cosine`. Whole pan13-train in pair mode: random 0.866 ->
+    # 0.875, translation 0.882 -> 0.886, none 0.929 -> 0.931, summary 0.789 -> 0.788, entire 0.886 ->
+    # 0.891, clean pairs with a detection 1.2 % -> 1.4 % (0 disables; on a 1000-pair subset a 0.05
+    # minimum gain or a reach of 1 gained less, and no member floor cost translation 0.7 point).
+    merge_reach: int = 2
+    merge_member_cosine: float = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +322,41 @@ def window_seeds(
                         _cosine(mine, theirs, weights) >= params.window_member_cosine
                     ):
                         added.add((a, b))
+    return sorted({*found, *added})
+
+
+def merged_seeds(
+    left: Sequence[Sentence],
+    right: Sequence[Sentence],
+    weights: dict[str, float],
+    found: Sequence[tuple[int, int]],
+    params: PassageParams,
+) -> list[tuple[int, int]]:
+    """`found` plus the pairs of each seed's sentence with the unseeded neighbours of its partner that
+    were merged into it or split from it (see PassageParams.merge_reach), sorted."""
+    reach = params.merge_reach
+    if reach < 1 or not found:
+        return list(found)
+    sides = (left, right)
+    seeded = ({i for i, _ in found}, {j for _, j in found})
+    added: set[tuple[int, int]] = set()
+    for seed in found:
+        for side in (0, 1):  # grow the run on this side around seed[side], against seed[1 - side]
+            sentence = sides[1 - side][seed[1 - side]].terms
+            run_side = sides[side]
+            for step in (-1, 1):
+                run = run_side[seed[side]].terms
+                best = _cosine(sentence, run, weights)
+                k = seed[side] + step
+                while 0 <= k < len(run_side) and abs(k - seed[side]) <= reach and k not in seeded[side]:
+                    neighbour = run_side[k].terms
+                    grown = run + neighbour
+                    cosine = _cosine(sentence, grown, weights)
+                    if cosine <= best or _cosine(sentence, neighbour, weights) < params.merge_member_cosine:
+                        break
+                    run, best = grown, cosine
+                    added.add((seed[0], k) if side == 1 else (k, seed[1]))
+                    k += step
     return sorted({*found, *added})
 
 
@@ -655,6 +701,7 @@ def find_passages(
         _SentenceWindows(right, params.window_sentences),
     )
     found = window_seeds(*windows, weights, seeds(left, right, weights, params), params)
+    found = merged_seeds(left, right, weights, found, params)
     if not found:
         return []
     strong: frozenset[tuple[int, int]] | None = None
