@@ -7,7 +7,7 @@ import pytest
 
 from rewrite_detector_server.core.align import AlignmentParams, AlignSide, GroupPair, align
 from rewrite_detector_server.core.evidence import Evidence
-from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
+from rewrite_detector_server.core.scoring import WEAK_SCORE_SHARE, SourceScore, VerdictParams, score_source
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 DIM = 16
@@ -131,8 +131,22 @@ def test_weak_same_topic_pairs_are_reported_but_not_counted() -> None:
     assert scores.coverage_submitted == pytest.approx(600 / 700)
     assert scores.coverage_source == pytest.approx(0.5)
     assert scores.mean_similarity == pytest.approx(0.9)
-    assert scores.score == pytest.approx(600 / 700 * 0.9)
+    # The WEAK pair adds WEAK_SCORE_SHARE of its own coverage x similarity.
+    assert scores.score == pytest.approx(600 / 700 * 0.9 + WEAK_SCORE_SHARE * 100 / 700 * 0.7)
     assert scores.verdict is Verdict.REWRITE
+
+
+def test_weak_pairs_alone_rank_a_source_above_one_with_nothing_but_below_counted_reuse() -> None:
+    weak_only = score([GroupPair((0,), (0,), 0.8, 0.1, 0.0, 0.3, PairKind.WEAK, True)], [500, 500], [1000])
+    nothing = score([], [500, 500], [1000])
+    one_counted = score(
+        [GroupPair((0,), (0,), 0.8, 0.5, 0.0, 0.9, PairKind.PARAPHRASE, True)], [50, 950], [1000]
+    )
+
+    assert weak_only.verdict is nothing.verdict is Verdict.ORIGINAL
+    assert weak_only.coverage_submitted == 0.0
+    assert nothing.score == 0.0 < weak_only.score == pytest.approx(WEAK_SCORE_SHARE * 0.5 * 0.8)
+    assert weak_only.score < one_counted.score
 
 
 @pytest.mark.parametrize(

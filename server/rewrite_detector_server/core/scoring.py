@@ -7,7 +7,8 @@ Definitions (all in [0, 1]; characters are original-text characters of content p
 - verbatim_coverage: the same, counting only VERBATIM and NEAR_VERBATIM pairs, on the submitted side;
 - mean_similarity, lexical_overlap, anchor_overlap: means over counted pairs weighted by submitted chars;
 - order_preservation: share of consecutive counted pairs (in submitted order) whose source position grows;
-- score: coverage_submitted x mean_similarity — how much of the article is derived, and how closely.
+- score: coverage_submitted x mean_similarity — how much of the article is derived, and how closely —
+  plus WEAK_SCORE_SHARE of the same product over the WEAK pairs (see there).
 """
 
 from __future__ import annotations
@@ -20,6 +21,13 @@ from rewrite_detector_server.core.evidence import Evidence
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 VERBATIM_KINDS = frozenset({PairKind.VERBATIM, PairKind.NEAR_VERBATIM})
+
+# WEAK pairs never count towards coverage or a verdict, but a source with only low-confidence
+# alignment is more likely derived than one with none: they add this share of their own
+# coverage x similarity to the score, so that they order the articles without counted reuse (which
+# all scored 0) and barely move the others. On pan13-train (pair mode), 155 of the 3238 derived
+# pairs got no counted pair; 72 of them had WEAK ones, against 162 of the 1947 case-free pairs.
+WEAK_SCORE_SHARE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,15 @@ def _union_length(spans: Sequence[tuple[int, int]]) -> int:
     return total
 
 
+def _coverage_times_similarity(evidence: Sequence[Evidence], submitted_total: int) -> float:
+    """Share of the submitted content inside the pairs' extents x their mean similarity (by characters)."""
+    weights = [e.submitted_extent[1] - e.submitted_extent[0] for e in evidence]
+    if not submitted_total or not sum(weights):
+        return 0.0
+    coverage = min(1.0, _union_length([e.submitted_extent for e in evidence]) / submitted_total)
+    return coverage * sum(e.similarity * w for e, w in zip(evidence, weights, strict=True)) / sum(weights)
+
+
 def score_source(
     evidence: Sequence[Evidence],
     submitted_total: int,
@@ -85,6 +102,7 @@ def score_source(
         return sum(v * w for v, w in zip(values, weights, strict=True)) / total_weight
 
     mean_similarity = weighted([e.similarity for e in counted])
+    weak_score = _coverage_times_similarity([e for e in evidence if not e.counted], submitted_total)
     ordered = sorted(counted, key=lambda e: e.submitted_extent)
     steps = list(itertools.pairwise(ordered))
     order_preservation = (
@@ -105,7 +123,7 @@ def score_source(
 
     return SourceScore(
         verdict=verdict,
-        score=coverage_submitted * mean_similarity,
+        score=min(1.0, coverage_submitted * mean_similarity + WEAK_SCORE_SHARE * weak_score),
         coverage_submitted=coverage_submitted,
         coverage_source=coverage_source,
         verbatim_coverage=verbatim_coverage,
