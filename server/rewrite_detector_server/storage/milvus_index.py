@@ -387,7 +387,18 @@ class MilvusVectorIndex:
             _LITE_SERVERS.acquire(uri)
             self._lite_path = uri
         try:
-            return MilvusClient(uri=uri, token=self._options.token, timeout=self._timeout)
+            # A milvus-lite server lives only while an index holds its path (_LiteServers), so its
+            # connection must not outlive it either: pymilvus keeps shared connections in a registry keyed
+            # by address and never drops them, and when a later lite server came up on a recycled port,
+            # pymilvus "recovered" the dead server's idle connection instead of connecting anew, and the
+            # reconnect was refused while the new server was still starting (a CI run under load).
+            # A dedicated connection is closed with the client.
+            return MilvusClient(
+                uri=uri,
+                token=self._options.token,
+                timeout=self._timeout,
+                dedicated=self._lite_path is not None,
+            )
         except BaseException:
             self._release_lite()
             raise
