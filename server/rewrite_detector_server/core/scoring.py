@@ -25,8 +25,9 @@ VERBATIM_KINDS = frozenset({PairKind.VERBATIM, PairKind.NEAR_VERBATIM})
 # WEAK pairs never count towards coverage or a verdict, but a source with only low-confidence
 # alignment is more likely derived than one with none: they add this share of their own
 # coverage x similarity to the score, so that they order the articles without counted reuse (which
-# all scored 0) and barely move the others. On pan13-train (pair mode), 155 of the 3238 derived
-# pairs got no counted pair; 72 of them had WEAK ones, against 162 of the 1947 case-free pairs.
+# all scored 0) and barely move the others. On pan13-train (pair mode, before this rule), 134 of the
+# 3238 derived pairs got no counted pair, 62 of them with WEAK ones, against 168 of the 1947 case-free
+# pairs: document-level ROC-AUC 0.973 -> 0.981 (plagdet and verdicts unchanged).
 WEAK_SCORE_SHARE = 0.01
 
 
