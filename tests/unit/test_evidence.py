@@ -7,6 +7,7 @@ import numpy as np
 
 from rewrite_detector_server.core.align import GroupPair
 from rewrite_detector_server.core.evidence import EvidenceSide, build_evidence
+from rewrite_detector_server.core.passages import Passage
 from rewrite_detector_server.core.refine import RefineParams
 from rewrite_detector_server.core.segment import segment
 from rewrite_detector_server.core.types import PairKind
@@ -68,3 +69,23 @@ def test_a_short_pair_that_is_most_of_both_articles_counts() -> None:
     evidence = build_evidence([_pair(0)], [], _side(heading), _side(heading), RefineParams())
 
     assert [e.kind for e in evidence] == [PairKind.NEAR_VERBATIM]
+
+
+def test_a_short_passage_is_context_where_nothing_else_reports_its_text() -> None:
+    submitted, source = _side(SUBMITTED), _side(SOURCE)
+    corner = (SUBMITTED.index("Our crew"), SUBMITTED.index("three full days.") + 16)
+    corner_source = (SOURCE.index("Corner posts"), SOURCE.index("three days.") + 11)
+    short = Passage((1, 1), (1, 1), corner, corner_source, (1, 1), (1, 1), 0.6, 1)
+
+    alone = build_evidence([], [], submitted, source, RefineParams(), short_passages=[short])
+    beside_a_pair = build_evidence(
+        [_pair(1, PairKind.PARAPHRASE), _pair(2, PairKind.PARAPHRASE)],
+        [],
+        submitted,
+        source,
+        RefineParams(),
+        short_passages=[short],
+    )
+
+    assert [(e.kind, e.submitted_span) for e in alone] == [(PairKind.WEAK, corner)]
+    assert not any(e.from_passage for e in beside_a_pair)

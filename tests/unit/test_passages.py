@@ -10,10 +10,12 @@ from rewrite_detector_server.core.passages import (
     Passage,
     PassageParams,
     _condenses,
+    _length,
     _to_copied_ngrams,
     _tokens,
     _weights,
     find_passages,
+    find_passages_and_short,
     merged_seeds,
     sentences,
 )
@@ -327,6 +329,22 @@ def test_a_source_sentence_split_in_two_is_found_through_its_merged_halves() -> 
     assert submitted.startswith("Repairs are expected")
     assert submitted.endswith("saw cracks in the piles.")
     assert "oak piles on Monday" in SPLIT_SOURCE[slice(*passage.source_span)]
+
+
+def test_a_passage_too_short_to_report_is_kept_apart_as_context() -> None:
+    # Without merged seeds the split sentence's first half is all that matches: 143 characters.
+    params = PassageParams(merge_reach=0)
+    submitted, source = segment(SPLIT_SUBMITTED).content_paragraphs, segment(SPLIT_SOURCE).content_paragraphs
+
+    reportable, short = find_passages_and_short(SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, params)
+
+    assert reportable == []
+    (context,) = short
+    assert SPLIT_SUBMITTED[slice(*context.submitted_span)].startswith("Repairs are expected")
+    assert _length(context.submitted_span) < params.min_chars
+    assert find_passages_and_short(
+        SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, dataclasses.replace(params, short_min_chars=150)
+    ) == ([], [])
 
 
 def test_merged_seeds_leave_a_verbatim_copy_one_to_one() -> None:

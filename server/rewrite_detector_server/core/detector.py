@@ -28,7 +28,7 @@ from rewrite_detector_server.core.extract import (
 )
 from rewrite_detector_server.core.fingerprints import LexicalParams, fingerprints
 from rewrite_detector_server.core.observer import DetectorObserver, NullObserver
-from rewrite_detector_server.core.passages import PassageParams, find_passages
+from rewrite_detector_server.core.passages import PassageParams, find_passages_and_short
 from rewrite_detector_server.core.refine import RefineParams
 from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
 from rewrite_detector_server.core.segment import normalize_inline, segment
@@ -548,10 +548,12 @@ class Detector:
             f"source {info.id!r}" if info.id else "the source text",
         )
         groups = align(submitted.side, source.side, self.alignment)
-        passages = find_passages(
+        passages, short_passages = find_passages_and_short(
             submitted.text, submitted.content, source.text, source.content, self.passages
         )
-        evidence = build_evidence(groups, passages, submitted, source, self.refine)
+        evidence = build_evidence(
+            groups, passages, submitted, source, self.refine, short_passages=short_passages
+        )
         if min_similarity > 0.0:
             evidence = [e for e in evidence if e.similarity >= min_similarity]
         scores = score_source(

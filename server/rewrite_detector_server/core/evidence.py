@@ -5,6 +5,7 @@ evidence a match reports: one entry per aligned pair, with tight spans and the e
 - Other counted groups report their sentence-refined spans (refine.py).
 - A passage that no counted group covers becomes a pair of its own: the reuse of a few sentences inside
   longer paragraphs, which paragraph embeddings dilute. A WEAK group it overlaps is replaced.
+- A passage too short to report becomes a WEAK pair where no other pair reports its text.
 """
 
 from __future__ import annotations
@@ -222,6 +223,7 @@ def build_evidence(
     min_remainder_chars: int = 60,
     min_run: int = 3,
     min_chars_alone: int = 60,
+    short_passages: Sequence[Passage] = (),
 ) -> list[Evidence]:
     evidence: list[Evidence] = []
     claimed: dict[int, list[tuple[Span, Span]]] = {k: [] for k in range(len(passages))}
@@ -298,5 +300,12 @@ def build_evidence(
             extra = _from_spans(sub_span, src_span, submitted, source)
             if extra is not None:
                 evidence.append(extra)
+    # Passages too short to report are context: WEAK pairs where nothing else reports that text.
+    for passage in short_passages:
+        if any(_overlaps(passage.submitted_span, e.submitted_span) for e in evidence):
+            continue
+        extra = _from_spans(passage.submitted_span, passage.source_span, submitted, source)
+        if extra is not None:
+            evidence.append(dataclasses.replace(extra, kind=PairKind.WEAK))
     evidence.sort(key=lambda e: e.submitted_span)
     return evidence

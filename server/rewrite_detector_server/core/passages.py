@@ -97,6 +97,13 @@ class PassageParams:
     summary_whole_source: float = 0.25
     cluster_cosine: float = 0.34
     min_chars: int = 150
+    # Passages under `min_chars` but at least this long on both sides are kept apart as context:
+    # too short to report as reuse (same-topic sentences match that well), they are still the strongest
+    # evidence a pair with nothing longer has. The detector reports them as WEAK pairs, which move the
+    # score by their small WEAK share only (pan13-train pair mode: document-level ROC-AUC 0.981 ->
+    # 0.986, plagdet and verdicts unchanged; of the 72 derived pairs that had no aligned pair at all,
+    # 55 had a sentence-level seed, against 222 of the 1776 such case-free pairs).
+    short_min_chars: int = 40
     # A passage that is mostly a copy (at least `copy_share` of its submitted words inside word
     # `copy_ngram`-grams the source side also has) ends where the copied n-grams end, on both sides.
     # The edge trimming keeps a whole edge sentence that shares a few words with the other side in any
@@ -437,17 +444,19 @@ def _overlaps(a: tuple[int, int], b: tuple[int, int]) -> bool:
     return a[0] < b[1] and b[0] < a[1]
 
 
-def _filter(passages: list[Passage], params: PassageParams) -> list[Passage]:
+def _filter(passages: list[Passage], params: PassageParams) -> tuple[list[Passage], list[Passage]]:
+    """The passages long enough to report and the shorter ones kept as context, each in submitted order."""
     kept: list[Passage] = []
     # Better passages first: an overlapping weaker one is the same reuse seen twice, or noise.
     for passage in sorted(passages, key=lambda p: (p.cosine * p.seeds, p.cosine), reverse=True):
         if any(_overlaps(passage.submitted_span, k.submitted_span) for k in kept):
             continue
         kept.append(passage)
-    return sorted(
-        (p for p in kept if min(_length(p.submitted_span), _length(p.source_span)) >= params.min_chars),
-        key=lambda p: p.submitted_span,
-    )
+    kept.sort(key=lambda p: p.submitted_span)
+    shortest = [min(_length(p.submitted_span), _length(p.source_span)) for p in kept]
+    reportable = [p for p, n in zip(kept, shortest, strict=True) if n >= params.min_chars]
+    short = [p for p, n in zip(kept, shortest, strict=True) if params.short_min_chars <= n < params.min_chars]
+    return reportable, short
 
 
 def _length(span: tuple[int, int]) -> int:
@@ -690,11 +699,25 @@ def find_passages(
     params: PassageParams | None = None,
 ) -> list[Passage]:
     """Reused passages between two documents' content paragraphs, in submitted order."""
+    return find_passages_and_short(
+        submitted_text, submitted_paragraphs, source_text, source_paragraphs, params
+    )[0]
+
+
+def find_passages_and_short(
+    submitted_text: str,
+    submitted_paragraphs: Sequence[Paragraph],
+    source_text: str,
+    source_paragraphs: Sequence[Paragraph],
+    params: PassageParams | None = None,
+) -> tuple[list[Passage], list[Passage]]:
+    """`find_passages`, and the passages it drops as shorter than `min_chars` (down to
+    `short_min_chars`), each in submitted order."""
     params = params or PassageParams()
     left = sentences(submitted_text, submitted_paragraphs)
     right = sentences(source_text, source_paragraphs)
     if not left or not right:
-        return []
+        return [], []
     weights = _weights(left, right)
     windows = (
         _SentenceWindows(left, params.window_sentences),
@@ -703,7 +726,7 @@ def find_passages(
     found = window_seeds(*windows, weights, seeds(left, right, weights, params), params)
     found = merged_seeds(left, right, weights, found, params)
     if not found:
-        return []
+        return [], []
     strong: frozenset[tuple[int, int]] | None = None
     grown = found
     if params.weak_seed_cosine < params.seed_cosine or params.weak_seed_dice < params.seed_dice:
