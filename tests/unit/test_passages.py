@@ -99,6 +99,11 @@ _OTHER_NEWS = [
     "The golf course is recruiting volunteers for its junior coaching scheme.",
     "A local author signed copies of her latest novel at the bookshop.",
 ]
+# The flood report in four three-sentence paragraphs, each followed by unrelated news.
+_FLOOD_SOURCE = "\n\n".join(
+    " ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
+    for i in range(0, 12, 3)
+)
 _SUMMARY = (
     "After three days of heavy rain the river rose and the authority opened the sluice gates at the weir, "
     "where the water level had risen almost two metres. Police closed the towpath, residents moved cars "
@@ -111,8 +116,7 @@ _SUMMARY = (
 def test_summary_of_a_whole_article_is_matched_to_the_whole_article() -> None:
     # Each summary sentence condenses a group of report sentences; other news separates the groups by
     # more sentences than a narrow passage may skip.
-    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
-    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    source = _FLOOD_SOURCE
     submitted = (
         "Local news in brief.\n\nA new cycling club meets on Tuesdays.\n\n"
         + _SUMMARY
@@ -129,8 +133,7 @@ def test_summary_of_a_whole_article_is_matched_to_the_whole_article() -> None:
 def test_a_wide_match_beside_other_reuse_of_the_source_is_not_taken_for_a_summary() -> None:
     # The same summary, but the document also copies a passage of the source elsewhere: the source is
     # reused passage by passage, and the wide match is not reported as condensing all of it.
-    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
-    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    source = _FLOOD_SOURCE
     copied = (
         "The town museum will reopen its Roman gallery in June after a two-year restoration of the mosaics. "
         "Curators found a second coin hoard under the gallery floor while the heating was replaced. "
@@ -177,8 +180,7 @@ def test_copy_with_same_topic_sentences_far_away_is_not_taken_for_a_summary() ->
 def test_a_loosely_worded_summary_sentence_still_joins_the_summary() -> None:
     # The second sentence matches its source sentence only at the weak-seed level (cosine ~0.25, Dice
     # ~0.29): without weak seeds the summary falls apart into pieces too short to report.
-    other = " ".join(_OTHER_NEWS + _OTHER_NEWS[:3])
-    source = "\n\n".join(" ".join(_FLOOD_REPORT[i : i + 3]) + "\n\n" + other for i in range(0, 12, 3))
+    source = _FLOOD_SOURCE
     summary = (
         "After three days of heavy rain the river rose and the authority opened the sluice gates at the "
         "weir. Police shut the path and told residents in the low part of town to shift vehicles, and "
