@@ -2,6 +2,7 @@
 
     python bench/eval_pan.py --subset 200 --seed 1 --mode pair --cache-dir bench/out/cache
     python bench/eval_pan.py --mode pair --cache-dir bench/out/cache --out bench/out/pan_full.json --markdown
+    python bench/eval_pan.py --mode pair --subset 1000 --passage-param merge_reach=0  # an A/B variant
 
 Pair mode aligns each corpus pair with `Detector.compare`; retrieval mode indexes the sources and
 finds them with `Detector.check` (see server/rewrite_detector_server/evaluation/run.py). Both score
@@ -14,6 +15,7 @@ none 0.894, random 0.889, translation 0.884, summary 0.577.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -48,6 +50,7 @@ from rewrite_detector_models.embedder import (
 )
 from rewrite_detector_server.core.detector import Detector
 from rewrite_detector_server.core.features import words
+from rewrite_detector_server.core.passages import PassageParams
 from rewrite_detector_server.core.segment import segment
 from rewrite_detector_server.evaluation.pan import PanCorpus, PanPair
 from rewrite_detector_server.evaluation.plagdet import (
@@ -96,12 +99,33 @@ def make_embedder(model: str, cache_path: Path) -> Embedder:
     return CachingEmbedder(key, name, lambda: load_embedder(model), EmbeddingCache(cache_path))
 
 
-def build(embedder: Embedder, data_dir: Path) -> Detector:
-    """The detector exactly as the service wires it (shipped calibration), on a scratch data dir."""
+def build(embedder: Embedder, data_dir: Path, passage_overrides: dict[str, Any] | None = None) -> Detector:
+    """The detector exactly as the service wires it (shipped calibration), on a scratch data dir;
+    `passage_overrides` replace single passage parameters for an A/B run."""
     from rewrite_detector_server.app import build_detector
     from rewrite_detector_server.config import Settings
 
-    return build_detector(Settings(data_dir=data_dir), embedder)
+    detector = build_detector(Settings(data_dir=data_dir), embedder)
+    if passage_overrides:
+        detector.passages = dataclasses.replace(detector.passages, **passage_overrides)
+    return detector
+
+
+def parse_passage_overrides(specs: Sequence[str]) -> dict[str, Any]:
+    """`KEY=VALUE` pairs (VALUE as JSON: 0.2, 3, true) naming `PassageParams` fields."""
+    fields = [f.name for f in dataclasses.fields(PassageParams)]
+    overrides: dict[str, Any] = {}
+    for spec in specs:
+        key, sep, raw = spec.partition("=")
+        if not sep or key not in fields:
+            raise ValueError(
+                f"--passage-param {spec!r}: expected KEY=VALUE with KEY one of {', '.join(fields)}"
+            )
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"--passage-param {spec!r}: VALUE must be a number or true/false") from err
+    return overrides
 
 
 def prewarm(embedder: Embedder, texts: Iterable[str]) -> None:
@@ -121,10 +145,12 @@ def prewarm(embedder: Embedder, texts: Iterable[str]) -> None:
 _worker: dict[str, Any] = {}
 
 
-def _init_worker(corpus_root: str, model: str, cache_path: str) -> None:
+def _init_worker(corpus_root: str, model: str, cache_path: str, passage_overrides: dict[str, Any]) -> None:
     embedder = make_embedder(model, Path(cache_path))
     _worker["corpus"] = PanCorpus(corpus_root)
-    _worker["detector"] = build(embedder, Path(tempfile.mkdtemp(prefix="pan-eval-worker-")))
+    _worker["detector"] = build(
+        embedder, Path(tempfile.mkdtemp(prefix="pan-eval-worker-")), passage_overrides
+    )
 
 
 def _worker_run_pair(key: tuple[str, str]) -> PairOutcome:
@@ -148,12 +174,12 @@ def run_pair_mode(
 ) -> tuple[list[PairOutcome], dict[str, float]]:
     timing = {"prewarm_seconds": 0.0, "detect_wall_seconds": 0.0}
     outcomes: list[PairOutcome] = []
-    detector = build(embedder, scratch / "pair-mode") if args.workers <= 1 else None
+    detector = build(embedder, scratch / "pair-mode", args.passage_overrides) if args.workers <= 1 else None
     pool = (
         ProcessPoolExecutor(
             max_workers=args.workers,
             initializer=_init_worker,
-            initargs=(str(corpus.root), args.model, str(cache_path)),
+            initargs=(str(corpus.root), args.model, str(cache_path), args.passage_overrides),
         )
         if args.workers > 1
         else None
@@ -195,7 +221,7 @@ def run_retrieval_mode(
     deadline: float,
     scratch: Path,
 ) -> tuple[list[SuspiciousOutcome], set[str], dict[str, Any]]:
-    detector = build(embedder, scratch / "retrieval-mode")
+    detector = build(embedder, scratch / "retrieval-mode", args.passage_overrides)
     timing: dict[str, Any] = {"prewarm_seconds": 0.0, "index_seconds": 0.0, "check_wall_seconds": 0.0}
     sources = list(dict.fromkeys(p.source_id for p in pairs))
     suspicious = list(dict.fromkeys(p.suspicious_id for p in pairs))
@@ -609,9 +635,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="do not run: append the entry of an earlier run's --out JSON to RESULTS.md",
     )
+    parser.add_argument(
+        "--passage-param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="replace one PassageParams field of the shipped calibration (repeatable), for A/B runs",
+    )
     args = parser.parse_args(argv)
     if args.subset < 0 or args.workers < 1 or args.max_seconds < 0 or args.merge_gap < 0:
         parser.error("--subset, --max-seconds and --merge-gap must be >= 0 and --workers >= 1")
+    try:
+        args.passage_overrides = parse_passage_overrides(args.passage_param)
+    except ValueError as err:
+        parser.error(str(err))
     return args
 
 
@@ -668,6 +705,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
         "code": code_fingerprint(),
         "model": args.model,
+        "passage_overrides": args.passage_overrides,
         "corpus": str(args.corpus),
         "pairs_selected": len(pairs),
         "modes": {},
