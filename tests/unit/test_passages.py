@@ -14,6 +14,7 @@ from rewrite_detector_server.core.passages import (
     _to_copied_ngrams,
     _tokens,
     _weights,
+    _without_strays,
     find_passages,
     find_passages_and_short,
     merged_seeds,
@@ -363,3 +364,49 @@ def test_merged_seeds_leave_a_verbatim_copy_one_to_one() -> None:
 
     assert merged_seeds(left, right, weights, [(0, 0)], PassageParams()) == [(0, 0)]
     assert merged_seeds(left, right, weights, found, PassageParams()) == found
+
+
+# The reworded copy's first sentence also resembles an older sentence of the source four sentences
+# earlier: a same-topic look-alike that would start the passage's source side there.
+STRAY_SOURCE = (
+    "Flood diary.\n\n"
+    "Last winter the river authority opened two sluice gates at Marlow after days of heavy rain. "
+    "The bakery on Mill Lane reopened after its refurbishment, with a new bread oven. "
+    "Council elections are due in May, and three wards have new candidates. "
+    "The football club has signed a goalkeeper from Reading on a two-year contract. "
+    + COPIED
+    + "\n\nThe library will extend its opening hours from next month."
+)
+STRAY_SUBMITTED = (
+    "Local news in brief. A new cycling club meets on Tuesdays at the leisure centre.\n\n"
+    "At Marlow the river authority opened all four of the sluice gates on Sunday night, after rain "
+    "for three days. The water level at the weir had risen 1.8 metres since Thursday morning, "
+    "engineers said. Lower town residents were told to move their cars away from the towpath by midnight."
+    "\n\nThe weather is expected to improve by the weekend."
+)
+
+
+def test_a_look_alike_a_few_sentences_away_does_not_stretch_the_passage() -> None:
+    (stretched,) = _passages(STRAY_SUBMITTED, STRAY_SOURCE, PassageParams(stray_reach=0))
+    assert "two sluice gates" in STRAY_SOURCE[slice(*stretched.source_span)]
+
+    (passage,) = _passages(STRAY_SUBMITTED, STRAY_SOURCE)
+    # (the edge trimming ends it where the reworded copy's words end: "... from the towpath")
+    assert COPIED.startswith(STRAY_SOURCE[slice(*passage.source_span)])
+    assert passage.source_span[1] - passage.source_span[0] > 0.9 * len(COPIED)
+    assert passage.submitted_span == stretched.submitted_span
+
+
+def test_stray_seeds_go_and_merged_swapped_or_lone_seeds_stay() -> None:
+    # Sentence 77's seed with source sentence 4 lies five sentences from any other sentence's partner.
+    copied = [(77, 9), (77, 10), (78, 11), (78, 12), (79, 13)]
+    assert _without_strays(sorted([(77, 4), *copied]), max_gap=4, reach=3) == copied
+    # A sentence merged from four source sentences: the run of partners reaches its neighbour's.
+    merged = [(42, 9), (43, 10), (43, 11), (43, 12), (43, 13)]
+    assert _without_strays(merged, max_gap=4, reach=3) == merged
+    # Two sentences swapped: each has one partner, nothing is stray.
+    assert _without_strays([(0, 1), (1, 0)], max_gap=4, reach=3) == [(0, 1), (1, 0)]
+    # A cluster with nothing but one sentence's look-alikes is left whole, for the filters to judge.
+    assert _without_strays([(5, 1), (5, 6)], max_gap=4, reach=3) == [(5, 1), (5, 6)]
+    # The same on the submitted side: source sentence 30 also pairs sentence 16, five above the copy.
+    assert _without_strays([(16, 30), (21, 30), (22, 31)], max_gap=4, reach=3) == [(21, 30), (22, 31)]
