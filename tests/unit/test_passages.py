@@ -397,16 +397,16 @@ def test_a_look_alike_a_few_sentences_away_does_not_stretch_the_passage() -> Non
     assert passage.submitted_span == stretched.submitted_span
 
 
-def test_stray_seeds_go_and_merged_swapped_or_lone_seeds_stay() -> None:
-    # Sentence 77's seed with source sentence 4 lies five sentences from any other sentence's partner.
+def test_seeds_off_the_diagonal_go_and_merged_or_swapped_sentences_stay() -> None:
+    # Sentence 77's seed with source sentence 4 lies six sentences off the cluster's diagonal.
     copied = [(77, 9), (77, 10), (78, 11), (78, 12), (79, 13)]
     assert _without_strays(sorted([(77, 4), *copied]), max_gap=4, reach=3) == copied
-    # A sentence merged from four source sentences: the run of partners reaches its neighbour's.
+    # A sentence merged from four source sentences: its run of partners lies on the diagonal.
     merged = [(42, 9), (43, 10), (43, 11), (43, 12), (43, 13)]
     assert _without_strays(merged, max_gap=4, reach=3) == merged
     # Two sentences swapped: each has one partner, nothing is stray.
     assert _without_strays([(0, 1), (1, 0)], max_gap=4, reach=3) == [(0, 1), (1, 0)]
-    # A cluster with nothing but one sentence's look-alikes is left whole, for the filters to judge.
-    assert _without_strays([(5, 1), (5, 6)], max_gap=4, reach=3) == [(5, 1), (5, 6)]
+    # Sentence 5 matches source sentences 0 and 5: the one on the cluster's diagonal (offset 0) stays.
+    assert _without_strays([(5, 0), (5, 5), (6, 10)], max_gap=4, reach=3) == [(5, 5), (6, 10)]
     # The same on the submitted side: source sentence 30 also pairs sentence 16, five above the copy.
     assert _without_strays([(16, 30), (21, 30), (22, 31)], max_gap=4, reach=3) == [(21, 30), (22, 31)]
