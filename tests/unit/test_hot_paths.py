@@ -308,3 +308,32 @@ def test_a_flipped_byte_fails_the_fast_checksum(tmp_path: Path) -> None:
     path.write_bytes(bytes(data))
     with pytest.raises(CorruptIndexError, match="xxh3_128 differs"):
         FaissVectorIndex.load(path, 8, "flat")
+
+
+@pytest.mark.parametrize(
+    ("full", "weak"),
+    [((0.33, 0.30), (0.25, 0.25)), ((0.5, 0.5), (0.1, 0.1)), ((0.45, 0.4), (0.3, 0.2))],
+)
+def test_tiered_seeds_match_two_separate_window_passes(
+    full: tuple[float, float], weak: tuple[float, float]
+) -> None:
+    # Seed 000 is a machine-spun rewrite of 001: sentences match at every strength.
+    spun, original = (
+        next((Path(__file__).parents[2] / "seeds").glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
+        for prefix in ("000", "001")
+    )
+    left = passages.sentences(spun, _paragraphs(spun))
+    right = passages.sentences(original, _paragraphs(original))
+    weights = passages._weights(left, right)
+    params = passages.PassageParams(seed_cosine=full[0], seed_dice=full[1])
+    weak_params = passages.PassageParams(seed_cosine=weak[0], seed_dice=weak[1])
+
+    def windows() -> tuple[passages._SentenceWindows, passages._SentenceWindows]:
+        return passages._SentenceWindows(left, 2), passages._SentenceWindows(right, 2)
+
+    expected = tuple(
+        passages.window_seeds(*windows(), weights, passages.seeds(left, right, weights, tier), tier)
+        for tier in (params, weak_params)
+    )
+    assert passages.tiered_seeds(*windows(), weights, params, weak_params) == expected
+    assert expected[0] != expected[1]  # the tiers differ, so both filters are exercised

@@ -258,6 +258,17 @@ def _cosine(a: Counter[str], b: Counter[str], weights: dict[str, float]) -> floa
 def seeds(
     left: Sequence[Sentence], right: Sequence[Sentence], weights: dict[str, float], params: PassageParams
 ) -> list[tuple[int, int]]:
+    return [(i, j) for i, j, _, _ in scored_seeds(left, right, weights, params.seed_dice, params.seed_cosine)]
+
+
+def scored_seeds(
+    left: Sequence[Sentence],
+    right: Sequence[Sentence],
+    weights: dict[str, float],
+    min_dice: float,
+    min_cosine: float,
+) -> list[tuple[int, int, float, float]]:
+    """Sentence pairs (i, j, Dice, cosine) whose Dice and weighted cosine reach the minimums, in order."""
     # An inverted index keeps this near-linear: most sentence pairs share no term at all.
     postings: dict[str, list[int]] = {}
     for j, sentence in enumerate(right):
@@ -273,7 +284,8 @@ def seeds(
         norm: float | None = None
         for j in sorted(shared):
             other = right[j].terms
-            if 2.0 * shared[j] / (len(terms) + len(other)) < params.seed_dice:
+            dice = 2.0 * shared[j] / (len(terms) + len(other))
+            if dice < min_dice:
                 continue
             dot = _dot(terms, other, weights)
             if dot == 0.0:
@@ -285,14 +297,14 @@ def seeds(
                 if j not in right_norms:
                     right_norms[j] = _norm(other, weights)
                 cosine = dot / (norm * right_norms[j])
-            if cosine >= params.seed_cosine:
-                found.append((i, j))
+            if cosine >= min_cosine:
+                found.append((i, j, dice, cosine))
     return found
 
 
 class _SentenceWindows:
     """Runs of `size` consecutive sentences of one side as merged pseudo-sentences, built on first use
-    and kept: `find_passages` asks for windows twice (full and weak seeds), mostly the same ones."""
+    and kept."""
 
     def __init__(self, sentences_: Sequence[Sentence], size: int) -> None:
         self.sentences = sentences_
@@ -327,17 +339,98 @@ def window_seeds(
 ) -> list[tuple[int, int]]:
     """`found` plus the seeds of sentence windows among the sentences `found` leaves unseeded on both
     sides (see PassageParams.window_sentences), sorted."""
-    size = left.size
-    unseeded_left = set(range(len(left.sentences))) - {i for i, _ in found}
-    unseeded_right = set(range(len(right.sentences))) - {j for _, j in found}
-    if size < 2 or not unseeded_left or not unseeded_right:
+    unseeded = _unseeded(left, right, found)
+    if left.size < 2 or not all(unseeded):
         return list(found)
+    matches = _window_matches(left, right, weights, unseeded, params.seed_dice, params.seed_cosine)
+    return _with_window_members(left, right, weights, found, unseeded, matches, params)
+
+
+def tiered_seeds(
+    left: _SentenceWindows,
+    right: _SentenceWindows,
+    weights: dict[str, float],
+    params: PassageParams,
+    weak: PassageParams,
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """`window_seeds` over the `seeds` of `params` and over those of `weak` (lower thresholds), computed
+    in one pass each over the sentence pairs and the window pairs: the weak tier's candidates are a
+    subset of the lower thresholds' (its unseeded sentences are among the full tier's), so both tiers
+    are filtered out of the same scored pairs, with the same results as two separate calls."""
+    low_dice, low_cosine = min(params.seed_dice, weak.seed_dice), min(params.seed_cosine, weak.seed_cosine)
+    plain = scored_seeds(left.sentences, right.sentences, weights, low_dice, low_cosine)
+    tiers = [
+        (
+            tier,
+            [(i, j) for i, j, dice, cosine in plain if dice >= tier.seed_dice and cosine >= tier.seed_cosine],
+        )
+        for tier in (params, weak)
+    ]
+    unseeded = [_unseeded(left, right, found) for _, found in tiers]
+    if left.size < 2 or not all(unseeded[0]):
+        return tiers[0][1], tiers[1][1]
+    # Runs over the full tier's unseeded sentences hold every run the weak tier looks at.
+    matches = _window_matches(left, right, weights, unseeded[0], low_dice, low_cosine)
+    results = []
+    for (tier, found), (unseeded_left, unseeded_right) in zip(tiers, unseeded, strict=True):
+        mine = [
+            match
+            for match in matches
+            if match[2] >= tier.seed_dice
+            and match[3] >= tier.seed_cosine
+            and not unseeded_left.isdisjoint(range(match[0], match[0] + left.size))
+            and not unseeded_right.isdisjoint(range(match[1], match[1] + right.size))
+        ]
+        results.append(
+            _with_window_members(left, right, weights, found, (unseeded_left, unseeded_right), mine, tier)
+            if unseeded_left and unseeded_right
+            else list(found)
+        )
+    return results[0], results[1]
+
+
+def _unseeded(
+    left: _SentenceWindows, right: _SentenceWindows, found: Sequence[tuple[int, int]]
+) -> tuple[set[int], set[int]]:
+    return (
+        set(range(len(left.sentences))) - {i for i, _ in found},
+        set(range(len(right.sentences))) - {j for _, j in found},
+    )
+
+
+def _window_matches(
+    left: _SentenceWindows,
+    right: _SentenceWindows,
+    weights: dict[str, float],
+    unseeded: tuple[set[int], set[int]],
+    min_dice: float,
+    min_cosine: float,
+) -> list[tuple[int, int, float, float]]:
+    """Window pairs (first sentence of each run, Dice, cosine) among the runs covering `unseeded`."""
+    left_runs, left_firsts = left.covering(unseeded[0])
+    right_runs, right_firsts = right.covering(unseeded[1])
+    return [
+        (left_firsts[i], right_firsts[j], dice, cosine)
+        for i, j, dice, cosine in scored_seeds(left_runs, right_runs, weights, min_dice, min_cosine)
+    ]
+
+
+def _with_window_members(
+    left: _SentenceWindows,
+    right: _SentenceWindows,
+    weights: dict[str, float],
+    found: Sequence[tuple[int, int]],
+    unseeded: tuple[set[int], set[int]],
+    matches: Sequence[tuple[int, int, float, float]],
+    params: PassageParams,
+) -> list[tuple[int, int]]:
+    """`found` plus the member pairs of the window `matches` (`_window_matches`) that are unseeded on
+    both sides and still share words alone, sorted."""
+    unseeded_left, unseeded_right = unseeded
     added: set[tuple[int, int]] = set()
-    left_runs, left_firsts = left.covering(unseeded_left)
-    right_runs, right_firsts = right.covering(unseeded_right)
-    for i, j in seeds(left_runs, right_runs, weights, params):
-        for a in range(left_firsts[i], left_firsts[i] + size):
-            for b in range(right_firsts[j], right_firsts[j] + size):
+    for first_left, first_right, _, _ in matches:
+        for a in range(first_left, first_left + left.size):
+            for b in range(first_right, first_right + right.size):
                 if a in unseeded_left and b in unseeded_right and (a, b) not in added:
                     mine, theirs = left.sentences[a].terms, right.sentences[b].terms
                     dice = 2.0 * len(mine.keys() & theirs.keys()) / (len(mine) + len(theirs))
@@ -777,18 +870,20 @@ def find_passages_and_short(
         _SentenceWindows(left, params.window_sentences),
         _SentenceWindows(right, params.window_sentences),
     )
-    found = window_seeds(*windows, weights, seeds(left, right, weights, params), params)
-    found = merged_seeds(left, right, weights, found, params)
-    if not found:
-        return [], []
     strong: frozenset[tuple[int, int]] | None = None
-    grown = found
     if params.weak_seed_cosine < params.seed_cosine or params.weak_seed_dice < params.seed_dice:
         weak_params = dataclasses.replace(
             params, seed_cosine=params.weak_seed_cosine, seed_dice=params.weak_seed_dice
         )
-        grown = window_seeds(*windows, weights, seeds(left, right, weights, weak_params), weak_params)
+        found, grown = tiered_seeds(*windows, weights, params, weak_params)
+        found = merged_seeds(left, right, weights, found, params)
         strong = frozenset(found)
+    else:
+        found = window_seeds(*windows, weights, seeds(left, right, weights, params), params)
+        found = merged_seeds(left, right, weights, found, params)
+        grown = found
+    if not found:
+        return [], []
     narrow_seeds = _without_strays(found, params.max_gap, params.stray_reach) if params.stray_reach else found
     extended = _extend(narrow_seeds, left, right, weights, params, params.max_gap, params.max_gap)
     if params.source_max_gap > params.max_gap:
