@@ -303,29 +303,22 @@ def scored_seeds(
 
 
 class _SentenceWindows:
-    """Runs of `size` consecutive sentences of one side as merged pseudo-sentences, built on first use
-    and kept."""
+    """One side's sentences and the size of the runs of consecutive sentences compared as windows."""
 
     def __init__(self, sentences_: Sequence[Sentence], size: int) -> None:
         self.sentences = sentences_
         self.size = size
-        self._merged: dict[int, Sentence] = {}
 
     def covering(self, wanted: set[int]) -> tuple[list[Sentence], list[int]]:
-        """The runs holding at least one sentence of `wanted`, and the position of each run's first
-        sentence."""
+        """The runs holding at least one sentence of `wanted`, as merged pseudo-sentences, and the
+        position of each run's first sentence."""
         runs, firsts = [], []
         for first in range(len(self.sentences) - self.size + 1):
             if wanted.isdisjoint(range(first, first + self.size)):
                 continue
-            run = self._merged.get(first)
-            if run is None:
-                members = self.sentences[first : first + self.size]
-                terms = Counter(itertools.chain.from_iterable(s.terms.elements() for s in members))
-                run = self._merged[first] = Sentence(
-                    members[0].start, members[-1].end, members[0].paragraph, terms
-                )
-            runs.append(run)
+            members = self.sentences[first : first + self.size]
+            terms = Counter(itertools.chain.from_iterable(s.terms.elements() for s in members))
+            runs.append(Sentence(members[0].start, members[-1].end, members[0].paragraph, terms))
             firsts.append(first)
         return runs, firsts
 
