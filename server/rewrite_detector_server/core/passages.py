@@ -323,22 +323,6 @@ class _SentenceWindows:
         return runs, firsts
 
 
-def window_seeds(
-    left: _SentenceWindows,
-    right: _SentenceWindows,
-    weights: dict[str, float],
-    found: Sequence[tuple[int, int]],
-    params: PassageParams,
-) -> list[tuple[int, int]]:
-    """`found` plus the seeds of sentence windows among the sentences `found` leaves unseeded on both
-    sides (see PassageParams.window_sentences), sorted."""
-    unseeded = _unseeded(left, right, found)
-    if left.size < 2 or not all(unseeded):
-        return list(found)
-    matches = _window_matches(left, right, weights, unseeded, params.seed_dice, params.seed_cosine)
-    return _with_window_members(left, right, weights, found, unseeded, matches, params)
-
-
 def tiered_seeds(
     left: _SentenceWindows,
     right: _SentenceWindows,
@@ -346,10 +330,14 @@ def tiered_seeds(
     params: PassageParams,
     weak: PassageParams,
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
-    """`window_seeds` over the `seeds` of `params` and over those of `weak` (lower thresholds), computed
-    in one pass each over the sentence pairs and the window pairs: the weak tier's candidates are a
-    subset of the lower thresholds' (its unseeded sentences are among the full tier's), so both tiers
-    are filtered out of the same scored pairs, with the same results as two separate calls."""
+    """The seeds of `params` and those of `weak` (thresholds no higher), each plus the seeds of sentence
+    windows among the sentences its tier leaves unseeded on both sides (see
+    PassageParams.window_sentences), sorted.
+
+    One scored pass over the sentence pairs and one over the window pairs serve both tiers: the weak
+    tier's candidates are among the lower thresholds' (its unseeded sentences are among the full
+    tier's), so both are filtered out of the same scored pairs, with the same results as a separate
+    pass per tier (tests/unit/test_hot_paths.py keeps that two-pass code as the reference)."""
     low_dice, low_cosine = min(params.seed_dice, weak.seed_dice), min(params.seed_cosine, weak.seed_cosine)
     plain = scored_seeds(left.sentences, right.sentences, weights, low_dice, low_cosine)
     tiers = [
@@ -863,17 +851,19 @@ def find_passages_and_short(
         _SentenceWindows(left, params.window_sentences),
         _SentenceWindows(right, params.window_sentences),
     )
+    weak_params = dataclasses.replace(
+        params,
+        seed_cosine=min(params.seed_cosine, params.weak_seed_cosine),
+        seed_dice=min(params.seed_dice, params.weak_seed_dice),
+    )
+    found, grown = tiered_seeds(*windows, weights, params, weak_params)
+    found = merged_seeds(left, right, weights, found, params)
+    # Weak seeds grow the wide passages only from clusters holding a full seed; without a weaker tier
+    # the wide passages grow from the full seeds, merged ones included.
     strong: frozenset[tuple[int, int]] | None = None
-    if params.weak_seed_cosine < params.seed_cosine or params.weak_seed_dice < params.seed_dice:
-        weak_params = dataclasses.replace(
-            params, seed_cosine=params.weak_seed_cosine, seed_dice=params.weak_seed_dice
-        )
-        found, grown = tiered_seeds(*windows, weights, params, weak_params)
-        found = merged_seeds(left, right, weights, found, params)
+    if weak_params != params:
         strong = frozenset(found)
     else:
-        found = window_seeds(*windows, weights, seeds(left, right, weights, params), params)
-        found = merged_seeds(left, right, weights, found, params)
         grown = found
     if not found:
         return [], []
