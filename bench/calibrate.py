@@ -78,19 +78,23 @@ def evaluate_passages(
     return results[ENTIRE].plagdet, outcomes
 
 
+def fitted_knobs(params: PassageParams) -> dict[str, Any]:
+    return {name: getattr(params, name) for name in PASSAGE_GRID}
+
+
 def coordinate_search(
     detector: Detector, corpus: PanCorpus, pairs: Sequence[PanPair], start: PassageParams
 ) -> tuple[PassageParams, float, list[dict[str, Any]]]:
     """One pass of coordinate ascent over the grid: cheap (|grid| runs) and good enough for 4 knobs."""
     best, best_score = start, evaluate_passages(detector, corpus, pairs, start)[0]
-    trail = [{"params": dataclasses.asdict(best), "plagdet": best_score}]
+    trail = [{"params": fitted_knobs(best), "plagdet": best_score}]
     for name, values in PASSAGE_GRID.items():
         for value in values:
             candidate = dataclasses.replace(best, **{name: value})
             if candidate == best:
                 continue
             score = evaluate_passages(detector, corpus, pairs, candidate)[0]
-            trail.append({"params": dataclasses.asdict(candidate), "plagdet": score})
+            trail.append({"params": fitted_knobs(candidate), "plagdet": score})
             print(f"  {name}={value}: plagdet {score:.4f}", flush=True)
             if score > best_score:
                 best, best_score = candidate, score
@@ -151,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     detector.passages = passages
     partial, f1 = fit_partial(detector, corpus, pairs)
     verdict = dataclasses.replace(detector.verdict_params, **partial)
-    print(f"passages: {dataclasses.asdict(passages)} -> plagdet {plagdet:.4f}")
+    print(f"passages: {fitted_knobs(passages)} -> plagdet {plagdet:.4f}")
     print(f"partial reuse: {partial} -> document F1 {f1:.4f}")
 
     seeds_detector = build(embedder, scratch / "seeds")
@@ -179,7 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "seconds": round(time.monotonic() - started, 1),
             "search_trail": trail,
         },
-        "passages": dataclasses.asdict(passages),
+        # Only the fitted knobs: the others stay the code's defaults (as they were while fitting), so a
+        # default changed in PassageParams takes effect instead of being masked by a copy here.
+        "passages": fitted_knobs(passages),
         "verdict": {k: v for k, v in dataclasses.asdict(verdict).items() if v != getattr(VerdictParams(), k)}
         | partial,
     }
