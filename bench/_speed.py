@@ -99,6 +99,12 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def tree_env(tree: Path) -> dict[str, str]:
+    """Environment that makes a child Python import the packages of another source tree first."""
+    paths = [str(tree / part) for part in ("client", "server", "models")]
+    return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
 class ServedProcess:
     """``rewrite-detector serve`` in a child process on 127.0.0.1 (its own GIL, like production)."""
 

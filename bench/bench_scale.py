@@ -53,7 +53,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss
 import numpy as np
-from _speed import MODEL_CACHE, OUT, PAN, ServedProcess, percentiles, run_header, seed_texts
+from _speed import MODEL_CACHE, OUT, PAN, ServedProcess, percentiles, run_header, seed_texts, tree_env
 
 from rewrite_detector import Client
 from rewrite_detector_models.cache import CachingEmbedder
@@ -374,12 +374,6 @@ def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any, **settin
         "plagdet": round(scored[ENTIRE].plagdet, 4),
         "recall": round(scored[ENTIRE].recall, 4),
     }
-
-
-def tree_env(tree: Path) -> dict[str, str]:
-    """Environment that makes a child Python import the packages of another source tree first."""
-    paths = [str(tree / part) for part in ("client", "server", "models")]
-    return {"PYTHONPATH": os.pathsep.join(paths)}
 
 
 # The figures compared between the baseline and this tree (lower is better for all).

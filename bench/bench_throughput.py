@@ -14,12 +14,18 @@ cores hits both alike:
    single-caller encode rate of the service's own backend (``embed_batch`` on all the paragraphs at
    once, in this process while the server idles). Goal >= 0.9.
 
+With ``--baseline-tree DIR`` (a ``git archive`` of another commit), a second server runs that tree's
+code (PYTHONPATH into it) on its own data dir with the same articles indexed, and each part of the
+concurrency run checks the same texts on both servers in turn: the baseline's ratio and this tree's
+come from the same run, and "vs baseline" is this tree's Check throughput over the baseline's.
+
 Writes bench/out/throughput.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -33,7 +39,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _speed import MODEL_CACHE, OUT, ServedProcess, pan_articles, paragraphs_of, run_header
+from _speed import MODEL_CACHE, OUT, ServedProcess, pan_articles, paragraphs_of, run_header, tree_env
 
 from rewrite_detector import Client
 from rewrite_detector_models.embedder import DEFAULT_EMBED_BACKEND, default_model_path, load_embedder
@@ -78,6 +84,53 @@ def chunks(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def check_level(
+    servers: dict[str, ServedProcess], articles: Sequence[str], n: int, raw: Any, alternations: int
+) -> dict[str, Any]:
+    """Check throughput of ``n`` concurrent clients on each server, parts alternating with the raw encode."""
+    clients = {name: [Client(s.target, timeout=600) for _ in range(n)] for name, s in servers.items()}
+    service_s = dict.fromkeys(servers, 0.0)
+    latencies: dict[str, list[float]] = {name: [] for name in servers}
+    raw_s = 0.0
+    total = 0
+    try:
+        for part_no, part in enumerate(chunks(articles, alternations)):
+            paragraphs = paragraphs_of(part)
+            total += len(paragraphs)
+            # Each server goes first in every other part, so neither always runs after the other.
+            for name in list(servers)[:: 1 if part_no % 2 == 0 else -1]:
+                jobs = [
+                    partial(timed_check, clients[name][i % n], text, latencies[name])
+                    for i, text in enumerate(part)
+                ]
+                service_s[name] += run_concurrently(jobs, n)
+            t0 = time.perf_counter()
+            raw.embed_batch(paragraphs)
+            raw_s += time.perf_counter() - t0
+    finally:
+        for level_clients in clients.values():
+            for c in level_clients:
+                c.close()
+    raw_rate = total / raw_s
+    level: dict[str, Any] = {
+        "articles": len(articles),
+        "content_paragraphs": total,
+        "raw_single_caller_encode_paragraphs_per_s": round(raw_rate, 1),
+    }
+    for name in servers:
+        rate = total / service_s[name]
+        level[name] = {
+            "service_paragraphs_per_s": round(rate, 1),
+            "ratio": round(rate / raw_rate, 2),
+            "check_latency_p50_ms": round(statistics.median(latencies[name]), 1),
+        }
+    level["ratio"] = level["this tree"]["ratio"]
+    level["goal"] = ">= 0.9"
+    if "baseline" in servers:
+        level["vs_baseline"] = round(service_s["baseline"] / service_s["this tree"], 2)
+    return level
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,6 +142,9 @@ def main() -> int:
     parser.add_argument("--backend", default=DEFAULT_EMBED_BACKEND)
     parser.add_argument("--max-seconds", type=float, default=1500, help="skip remaining levels after this")
     parser.add_argument("--out", type=Path, default=OUT / "throughput.json")
+    parser.add_argument(
+        "--baseline-tree", type=Path, default=None, help="source tree of the baseline server (git archive)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     levels = [int(x) for x in args.clients.split(",")]
@@ -109,82 +165,75 @@ def main() -> int:
     stock.encode(["warm up"])
     raw.embed_batch(["warm up"])
 
-    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
-        log = OUT / "throughput-server.log"
+    with contextlib.ExitStack() as stack:
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-throughput-")))
         OUT.mkdir(parents=True, exist_ok=True)
-        with ServedProcess(Path(tmp) / "data", log, "--backend", args.backend) as served:
-            results["server_ready_seconds"] = round(served.wait_ready(), 1)
-            clients = [Client(served.target, timeout=600) for _ in range(max(8, *levels))]
-            try:
-                clients[0].check("warm up the server's model and caches.")
-                # -- 1. ingest: service vs stock encode, alternating halves ---------------------------
-                service_s = stock_s = 0.0
-                service_paragraphs = stock_paragraphs = 0
+        served = stack.enter_context(
+            ServedProcess(tmp / "data", OUT / "throughput-server.log", "--backend", args.backend)
+        )
+        baseline = None
+        if args.baseline_tree:
+            results["baseline_tree"] = str(args.baseline_tree)
+            baseline = stack.enter_context(
+                ServedProcess(
+                    tmp / "baseline-data",
+                    OUT / "throughput-baseline-server.log",
+                    "--backend",
+                    args.backend,
+                    env=tree_env(args.baseline_tree.resolve()),
+                )
+            )
+            baseline.wait_ready()
+        results["server_ready_seconds"] = round(served.wait_ready(), 1)
+        clients = [Client(served.target, timeout=600) for _ in range(max(8, *levels))]
+        stack.callback(lambda: [c.close() for c in clients])
+        clients[0].check("warm up the server's model and caches.")
+        # -- 1. ingest: service vs stock encode, alternating halves ---------------------------------
+        service_s = stock_s = 0.0
+        service_paragraphs = stock_paragraphs = 0
+        for part_no, part in enumerate(chunks(ingest_articles, args.alternations)):
+            paragraphs = paragraphs_of(part)
+            jobs = [
+                partial(clients[i % 8].index_article, f"ingest-{part_no}-{i}", text)
+                for i, text in enumerate(part)
+            ]
+            service_s += run_concurrently(jobs, 8)
+            service_paragraphs += len(paragraphs)
+            t0 = time.perf_counter()
+            stock.encode(paragraphs, batch_size=32)
+            stock_s += time.perf_counter() - t0
+            stock_paragraphs += len(paragraphs)
+        stats = clients[0].stats()
+        service_rate = service_paragraphs / service_s
+        stock_rate = stock_paragraphs / stock_s
+        results["ingest"] = {
+            "articles": len(ingest_articles),
+            "content_paragraphs": service_paragraphs,
+            "server_vector_count": stats.vector_count,
+            "service_paragraphs_per_s": round(service_rate, 1),
+            "stock_encode_paragraphs_per_s": round(stock_rate, 1),
+            "ratio": round(service_rate / stock_rate, 2),
+            "goal": ">= 2.5",
+        }
+        print(json.dumps(results["ingest"], indent=1), flush=True)
+        servers = {"this tree": served}
+        if baseline is not None:
+            # Not timed: the baseline only needs the same index for the checks below.
+            with Client(baseline.target, timeout=600) as indexer:
                 for part_no, part in enumerate(chunks(ingest_articles, args.alternations)):
-                    paragraphs = paragraphs_of(part)
-                    jobs = [
-                        partial(clients[i % 8].index_article, f"ingest-{part_no}-{i}", text)
-                        for i, text in enumerate(part)
-                    ]
-                    service_s += run_concurrently(jobs, 8)
-                    service_paragraphs += len(paragraphs)
-                    t0 = time.perf_counter()
-                    stock.encode(paragraphs, batch_size=32)
-                    stock_s += time.perf_counter() - t0
-                    stock_paragraphs += len(paragraphs)
-                stats = clients[0].stats()
-                service_rate = service_paragraphs / service_s
-                stock_rate = stock_paragraphs / stock_s
-                results["ingest"] = {
-                    "articles": len(ingest_articles),
-                    "content_paragraphs": service_paragraphs,
-                    "server_vector_count": stats.vector_count,
-                    "service_paragraphs_per_s": round(service_rate, 1),
-                    "stock_encode_paragraphs_per_s": round(stock_rate, 1),
-                    "ratio": round(service_rate / stock_rate, 2),
-                    "goal": ">= 2.5",
-                }
-                print(json.dumps(results["ingest"], indent=1), flush=True)
+                    for i, text in enumerate(part):
+                        indexer.index_article(f"ingest-{part_no}-{i}", text)
+                indexer.check("warm up the server's model and caches.")
+            servers = {"baseline": baseline, "this tree": served}
 
-                # -- 2. concurrent checks vs the raw single-caller encode rate --------------------------
-                results["concurrency"] = {}
-                for n, articles in check_sets.items():
-                    if time.monotonic() - started > args.max_seconds:
-                        print(f"time limit: skipping {n} clients", flush=True)
-                        continue
-                    level_clients = [Client(served.target, timeout=600) for _ in range(n)]
-                    service_s = raw_s = 0.0
-                    total = 0
-                    latencies: list[float] = []
-                    try:
-                        for part in chunks(articles, args.alternations):
-                            paragraphs = paragraphs_of(part)
-                            total += len(paragraphs)
-                            jobs = [
-                                partial(timed_check, level_clients[i % n], text, latencies)
-                                for i, text in enumerate(part)
-                            ]
-                            service_s += run_concurrently(jobs, n)
-                            t0 = time.perf_counter()
-                            raw.embed_batch(paragraphs)
-                            raw_s += time.perf_counter() - t0
-                    finally:
-                        for c in level_clients:
-                            c.close()
-                    service_rate, raw_rate = total / service_s, total / raw_s
-                    results["concurrency"][str(n)] = {
-                        "articles": len(articles),
-                        "content_paragraphs": total,
-                        "service_paragraphs_per_s": round(service_rate, 1),
-                        "raw_single_caller_encode_paragraphs_per_s": round(raw_rate, 1),
-                        "ratio": round(service_rate / raw_rate, 2),
-                        "check_latency_p50_ms": round(statistics.median(latencies), 1),
-                        "goal": ">= 0.9",
-                    }
-                    print(n, json.dumps(results["concurrency"][str(n)]), flush=True)
-            finally:
-                for c in clients:
-                    c.close()
+        # -- 2. concurrent checks vs the raw single-caller encode rate ------------------------------
+        results["concurrency"] = {}
+        for n, articles in check_sets.items():
+            if time.monotonic() - started > args.max_seconds:
+                print(f"time limit: skipping {n} clients", flush=True)
+                continue
+            results["concurrency"][str(n)] = check_level(servers, articles, n, raw, args.alternations)
+            print(n, json.dumps(results["concurrency"][str(n)]), flush=True)
 
     results["seconds"] = round(time.monotonic() - started, 1)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
