@@ -13,7 +13,6 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
-from threadpoolctl import threadpool_limits
 
 from rewrite_detector.v1 import detector_pb2, detector_pb2_grpc
 from rewrite_detector_models.calibration import load_calibration
@@ -57,7 +56,6 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
     """
     check_storage_settings(settings)
     check_retrieval_settings(settings)
-    _single_threaded_blas()
     data_dir = Path(settings.data_dir)
     model = embedder or load_embedder(
         settings.model,
@@ -101,17 +99,6 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         index_type=settings.index_type,
         retrieval=RetrievalParams(lexical=LexicalParams(min_shared=settings.lexical_min_shared)),
     )
-
-
-def _single_threaded_blas() -> None:
-    """numpy's BLAS on one thread, process-wide.
-
-    Every matrix product of a request (paragraph and sentence similarities) is small, and requests run
-    in parallel threads; a BLAS thread team per product only spins for the cores the other requests and
-    the model hold (a Check's CPU without the model: 27 -> 19 ms measured in-process, bench/RESULTS.md).
-    The embedding backends keep their own thread pools (onnxruntime, torch), which this leaves alone.
-    """
-    threadpool_limits(limits=1, user_api="blas")
 
 
 class RunningServer:

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -183,28 +178,3 @@ def test_health_and_reflection(start_server, hashing_embedder) -> None:
         (reply,) = list(stub.ServerReflectionInfo(iter([request]), timeout=5))
         names = {s.name for s in reply.list_services_response.service}
         assert {"rewrite_detector.v1.RewriteDetector", "grpc.health.v1.Health"} <= names
-
-
-def test_the_server_runs_numpy_blas_on_one_thread(tmp_path) -> None:
-    # Own process: the limit is process-wide, and this process's other tests already built detectors.
-    script = textwrap.dedent(
-        f"""
-        import threadpoolctl
-        from rewrite_detector_models import HashingEmbedder
-        from rewrite_detector_server.app import build_detector
-        from rewrite_detector_server.config import Settings
-
-        def numpy_blas():
-            return [p["num_threads"] for p in threadpoolctl.threadpool_info()
-                    if p["user_api"] == "blas" and "numpy" in p["filepath"]]
-
-        before = numpy_blas()
-        detector = build_detector(Settings(data_dir={str(tmp_path / "data")!r}), HashingEmbedder())
-        print(before, numpy_blas())
-        detector.storage.close()
-        """
-    )
-    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True)
-    before, after = out.stdout.split("] [")
-    assert before == "[2" and after.strip() == "1]"

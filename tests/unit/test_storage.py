@@ -333,34 +333,6 @@ def test_rebuild_from_the_store_regrows_once_at_the_end(
 def test_index_options_refuse_a_regrow_factor_that_would_loop() -> None:
     with pytest.raises(ValueError, match="ivf_regrow"):
         IndexOptions(ivf_regrow=1.0)
-    with pytest.raises(ValueError, match="search_threads"):
-        IndexOptions(search_threads=0)
-
-
-@pytest.mark.parametrize("index_type", ["flat", "hnsw", "ivf-sq8"])
-def test_a_search_runs_faiss_on_search_threads_and_leaves_the_caller_as_it_was(
-    rng: np.random.Generator, index_type: str
-) -> None:
-    import faiss
-
-    index = FaissVectorIndex(
-        DIM, index_type, options=IndexOptions(ivf_train_size=400, ivf_nprobe=4, search_threads=1)
-    )
-    base = unit(rng, 600)
-    index.add(np.arange(600, dtype=np.int64), base)
-    seen: list[int] = []
-    search_locked = index._search_locked
-
-    def recording(q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        seen.append(faiss.omp_get_max_threads())
-        return search_locked(q, k)
-
-    index._search_locked = recording  # type: ignore[method-assign]
-    faiss.omp_set_num_threads(2)  # per thread: this test thread's own setting
-    _, ids = index.search(base[:20], 5)
-    assert seen == [1]
-    assert faiss.omp_get_max_threads() == 2
-    assert (ids[:, 0] == np.arange(20)).mean() >= 0.9
 
 
 @pytest.mark.parametrize("index_type", ["flat", "hnsw"])

@@ -101,12 +101,6 @@ class IndexOptions:
     # With automatic lists: retrain once ~4*sqrt(n) reaches this many times the current lists (1.5 =
     # at ~2.25x the vectors trained for). 0 (the default) keeps the lists trained at ivf_train_size.
     ivf_regrow: float = 0.0
-    # OpenMP threads of one search call. A Check searches ~20 queries, too few to split: with the
-    # default (one thread per core) each call woke a team of threads that spun waiting for cores the
-    # other requests and the model already held (20-query flat search over 1.6k vectors: 7.8 -> 19-21
-    # ms of a Check's CPU with 2 threads while another process used a core; bench/RESULTS.md).
-    # Concurrency comes from the server's request threads instead. Applied per calling thread.
-    search_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1:
@@ -123,8 +117,6 @@ class IndexOptions:
             raise ValueError(f"ivf_nprobe must be >= 1, got {self.ivf_nprobe}")
         if self.ivf_regrow != 0 and self.ivf_regrow <= 1.0:
             raise ValueError(f"ivf_regrow must be 0 (off) or > 1, got {self.ivf_regrow}")
-        if self.search_threads < 1:
-            raise ValueError(f"search_threads must be >= 1, got {self.search_threads}")
 
 
 @runtime_checkable
@@ -484,26 +476,23 @@ class FaissVectorIndex:
             k_eff = min(k, live)
             if k_eff == 0 or q.shape[0] == 0:
                 return scores, labels
-            with _search_threads(self._options.search_threads):
-                dist, found = self._search_locked(q, k_eff)
+            if self._kind == "hnsw":
+                params = _faiss.SearchParametersHNSW()
+                params.efSearch = max(self._options.hnsw_ef_search, k_eff)
+                if self._alive_sel is not None:
+                    # A fresh params object per call: IndexIDMap temporarily rewrites params.sel.
+                    params.sel = self._alive_sel
+                dist, found = self._index.search(q, k_eff, params=params)
+            elif self._kind == "ivf":
+                params = faiss.SearchParametersIVF()
+                params.nprobe = self._options.ivf_nprobe
+                dist, found = self._index.search(q, k_eff, params=params)
+            else:
+                dist, found = self._index.search(q, k_eff)
         found = found.astype(np.int64, copy=False)
         labels[:, :k_eff] = found
         scores[:, :k_eff] = np.where(found >= 0, dist, -np.inf)
         return scores, labels
-
-    def _search_locked(self, q: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        if self._kind == "hnsw":
-            params = _faiss.SearchParametersHNSW()
-            params.efSearch = max(self._options.hnsw_ef_search, k)
-            if self._alive_sel is not None:
-                # A fresh params object per call: IndexIDMap temporarily rewrites params.sel.
-                params.sel = self._alive_sel
-            return self._index.search(q, k, params=params)
-        if self._kind == "ivf":
-            params = faiss.SearchParametersIVF()
-            params.nprobe = self._options.ivf_nprobe
-            return self._index.search(q, k, params=params)
-        return self._index.search(q, k)
 
     def ids(self) -> np.ndarray:
         with self._rw.read():
@@ -777,21 +766,6 @@ def _add_fast_digest(sidecar: Path, meta: dict[str, Any], digest: str) -> None:
         atomic_write_text(sidecar, json.dumps({**meta, FAST_DIGEST: digest}))
     except OSError as err:
         log.warning("could not add %s to index sidecar path=%s error=%s", FAST_DIGEST, sidecar, err)
-
-
-@contextlib.contextmanager
-def _search_threads(threads: int) -> Iterator[None]:
-    """Run FAISS (and the OpenMP BLAS it uses for flat search) on ``threads`` in this thread only.
-
-    libgomp keeps the thread count per thread, so this binds the calling request's search and leaves
-    other threads (IVF training in the background, another caller) as they were.
-    """
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(threads)
-    try:
-        yield
-    finally:
-        faiss.omp_set_num_threads(before)
 
 
 def _kind_of(index: Any) -> str | None:
