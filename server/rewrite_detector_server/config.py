@@ -76,9 +76,11 @@ class Settings:
     embed_batch_wait_ms: float = 2.0
     # LRU of submitted texts' embeddings (0 = off); saved to <data_dir>/embedding-cache.npz on shutdown.
     embed_cache_size: int = 20_000
-    # ivf-sq8 lists scanned per query: the main CPU cost of a Check at 1M paragraphs. 8 halves it with the
-    # same recall of the neighbours that vote (bench/RESULTS.md, nprobe); 16 is the measured default.
-    ivf_nprobe: int = 16
+    # ivf-sq8 lists scanned per query: the main CPU cost of a Check at 1M paragraphs. 8 instead of 16
+    # halves it with the same PAN retrieval plagdet at 1M (16, 8 and 4 alike, with and without the
+    # lexical candidates) and the same voting recall of the real seed paragraphs; on real embeddings
+    # alone voting recall drops ~2.5 points, which the lexical candidates make up (bench/RESULTS.md, nprobe).
+    ivf_nprobe: int = 8
     # ivf-sq8 lists follow the corpus: retrained in the background once ~4*sqrt(n) reaches this many times
     # the current lists (storage/vector_index.py); 0 = keep the lists trained at ivf_train_size. Off by
     # default: faster searches at the cost of recall at a fixed nprobe (bench/RESULTS.md).

@@ -204,7 +204,7 @@ def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
     settings = Settings.from_env(
         {
             "REWRITE_DETECTOR_LEXICAL_MIN_SHARED": "0",
-            "REWRITE_DETECTOR_IVF_NPROBE": "8",
+            "REWRITE_DETECTOR_IVF_NPROBE": "4",  # not the default (8)
             "REWRITE_DETECTOR_IVF_REGROW": "2",
         },
         data_dir=tmp_path / "data",
@@ -212,7 +212,7 @@ def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
     detector = build_detector(settings, HashingEmbedder())
     try:
         assert detector.retrieval.lexical.min_shared == 0
-        assert detector.storage.index._options.ivf_nprobe == 8  # type: ignore[attr-defined]
+        assert detector.storage.index._options.ivf_nprobe == 4  # type: ignore[attr-defined]
         assert detector.storage.index._options.ivf_regrow == 2  # type: ignore[attr-defined]
     finally:
         detector.storage.close()
