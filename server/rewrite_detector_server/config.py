@@ -79,7 +79,7 @@ class Settings:
     # ivf-sq8 lists scanned per query: the main CPU cost of a Check at 1M paragraphs. 8 instead of 16
     # halves it with the same PAN retrieval plagdet at 1M (16, 8 and 4 alike, with and without the
     # lexical candidates) and the same voting recall of the real seed paragraphs; on real embeddings
-    # alone voting recall drops ~2.5 points, which the lexical candidates make up (bench/RESULTS.md, nprobe).
+    # alone voting recall drops ~3 points, which the lexical candidates make up (bench/RESULTS.md, nprobe).
     ivf_nprobe: int = 8
     # ivf-sq8 lists follow the corpus: retrained in the background once ~4*sqrt(n) reaches this many times
     # the current lists (storage/vector_index.py); 0 = keep the lists trained at ivf_train_size. Off by
