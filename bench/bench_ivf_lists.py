@@ -26,7 +26,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import faiss
 import numpy as np
-from _speed import MODEL_CACHE, OUT, run_header, seed_texts
+from _speed import MODEL_CACHE, OUT, run_header, seed_texts, write_results
 from bench_scale import (
     DIMENSION,
     QUERY_SEEDS,
@@ -145,9 +145,7 @@ def main() -> int:
                 run = pan_plagdet(data_dir, "ivf-sq8", args.pan_pairs, cached, **extra)
                 results["runs"][f"{label} pan lexical={lexical}"] = run
                 print(label, f"PAN lexical candidates {lexical}", json.dumps(run), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote", args.out)
+    write_results(args.out, results)
     return 0
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import faiss
 import numpy as np
-from _speed import OUT, run_header
+from _speed import OUT, run_header, write_results
 from bench_ivf_lists import CHECK_BATCH
 from bench_scale import DIMENSION, recall_figures
 
@@ -99,9 +99,7 @@ def main() -> int:
             }
             results["runs"][f"{name} nprobe={nprobe}"] = run
             print(name, json.dumps(run), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote", args.out)
+    write_results(args.out, results)
     return 0
 
 

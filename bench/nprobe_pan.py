@@ -19,7 +19,7 @@ from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from _speed import MODEL_CACHE, OUT, run_header
+from _speed import MODEL_CACHE, OUT, run_header, write_results
 from bench_scale import pan_plagdet
 
 from rewrite_detector_models.cache import CachingEmbedder
@@ -44,9 +44,7 @@ def main() -> int:
             run = pan_plagdet(args.data_dir, "ivf-sq8", args.pairs, embedder, ivf_nprobe=nprobe, **extra)
             results["runs"][f"nprobe={nprobe} lexical={lexical}"] = run
             print(f"nprobe={nprobe} lexical candidates {lexical}", json.dumps(run), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print("wrote", args.out)
+    write_results(args.out, results)
     return 0
 
 
