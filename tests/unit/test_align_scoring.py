@@ -170,3 +170,13 @@ def test_empty_sides_give_no_pairs() -> None:
     assert align(empty, side([unit((0, 1.0))], ["text"])) == []
     with pytest.raises(ValueError, match="one entry per paragraph"):
         AlignSide(np.zeros((2, DIM), dtype=np.float32), ["a"], [1])
+
+
+def test_union_length_counts_overlapping_spans_once() -> None:
+    from rewrite_detector_server.core.spans import union_length
+
+    assert union_length([]) == 0
+    assert union_length([(0, 10), (20, 25)]) == 15
+    assert union_length([(0, 10), (5, 15)]) == 15  # overlap
+    assert union_length([(0, 20), (5, 10)]) == 20  # nested
+    assert union_length([(30, 40), (0, 10), (10, 12)]) == 22  # unordered, touching

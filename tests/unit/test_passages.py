@@ -10,7 +10,6 @@ from rewrite_detector_server.core.passages import (
     Passage,
     PassageParams,
     _condenses,
-    _length,
     _to_copied_ngrams,
     _tokens,
     _weights,
@@ -21,6 +20,7 @@ from rewrite_detector_server.core.passages import (
     sentences,
 )
 from rewrite_detector_server.core.segment import segment
+from rewrite_detector_server.core.spans import span_length
 
 COPIED = (
     "The river authority opened all four sluice gates at Marlow on Sunday night after three days of rain. "
@@ -344,7 +344,7 @@ def test_a_passage_too_short_to_report_is_kept_apart_as_context() -> None:
     assert reportable == []
     (context,) = short
     assert SPLIT_SUBMITTED[slice(*context.submitted_span)].startswith("Repairs are expected")
-    assert _length(context.submitted_span) < params.min_chars
+    assert span_length(context.submitted_span) < params.min_chars
     assert find_passages_and_short(
         SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, dataclasses.replace(params, short_min_chars=150)
     ) == ([], [])

@@ -21,9 +21,8 @@ from rewrite_detector_server.core.features import anchor_overlap, lexical_overla
 from rewrite_detector_server.core.passages import Passage
 from rewrite_detector_server.core.refine import RefineParams, refine_spans
 from rewrite_detector_server.core.segment import normalize_inline
+from rewrite_detector_server.core.spans import Span, span_length, union_length
 from rewrite_detector_server.core.types import PairKind, Paragraph
-
-Span = tuple[int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +188,7 @@ def _demote_unsupported(
         in_run.update(run)
     counted = [e for e in evidence if e.counted]
     mostly_copied = all(
-        2 * sum(_length(span) for span in spans) >= total
+        2 * union_length(spans) >= total
         for spans, total in (
             ([e.submitted_extent for e in counted], content_chars[0]),
             ([e.source_extent for e in counted], content_chars[1]),
@@ -202,16 +201,13 @@ def _demote_unsupported(
         and (
             (e.kind is PairKind.PARAPHRASE and not e.lexically_supported)
             or (
-                min(_length(e.submitted_span), _length(e.source_span)) < min_chars_alone and not mostly_copied
+                min(span_length(e.submitted_span), span_length(e.source_span)) < min_chars_alone
+                and not mostly_copied
             )
         )
         else e
         for k, e in enumerate(evidence)
     ]
-
-
-def _length(span: Span) -> int:
-    return span[1] - span[0]
 
 
 def build_evidence(

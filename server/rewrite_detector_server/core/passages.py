@@ -34,6 +34,7 @@ import snowballstemmer
 
 from rewrite_detector_server.core.features import STOPWORDS, words
 from rewrite_detector_server.core.segment import split_sentences
+from rewrite_detector_server.core.spans import span_length
 from rewrite_detector_server.core.types import Paragraph
 
 _STEMMER = snowballstemmer.stemmer("english")
@@ -581,14 +582,10 @@ def _filter(passages: list[Passage], params: PassageParams) -> tuple[list[Passag
             continue
         kept.append(passage)
     kept.sort(key=lambda p: p.submitted_span)
-    shortest = [min(_length(p.submitted_span), _length(p.source_span)) for p in kept]
+    shortest = [min(span_length(p.submitted_span), span_length(p.source_span)) for p in kept]
     reportable = [p for p, n in zip(kept, shortest, strict=True) if n >= params.min_chars]
     short = [p for p, n in zip(kept, shortest, strict=True) if params.short_min_chars <= n < params.min_chars]
     return reportable, short
-
-
-def _length(span: tuple[int, int]) -> int:
-    return span[1] - span[0]
 
 
 def _seeded_sentences(passage: Passage, found: Sequence[tuple[int, int]]) -> int:
@@ -605,7 +602,7 @@ def _sources_per_sentence(passage: Passage, grown: Sequence[tuple[int, int]]) ->
 
 def _condenses(passage: Passage, grown: Sequence[tuple[int, int]], params: PassageParams) -> bool:
     """Whether the passage's source side is long enough, for its seeds' spread, to be what it condenses."""
-    ratio = _length(passage.source_span) / max(1, _length(passage.submitted_span))
+    ratio = span_length(passage.source_span) / max(1, span_length(passage.submitted_span))
     if ratio >= params.summary_long_ratio:
         cap = params.summary_long_max_sources_per_sentence
     elif ratio >= params.summary_ratio:
@@ -630,7 +627,7 @@ def _prefer_summaries(
     summaries = [
         dataclasses.replace(w, summary=True)
         for w in wide
-        if _length(w.submitted_span) >= params.summary_min_chars
+        if span_length(w.submitted_span) >= params.summary_min_chars
         and _seeded_sentences(w, found) >= params.summary_min_sentences
         and _single_cover(w, narrow) < params.summary_max_single_cover
         and _condenses(w, grown, params)
@@ -651,7 +648,7 @@ def _reused_elsewhere(wide: Passage, narrow: Sequence[Passage], params: PassageP
     """Whether a narrow passage of reportable length lies outside the wide passage's submitted span."""
     return any(
         not _overlaps(n.submitted_span, wide.submitted_span)
-        and min(_length(n.submitted_span), _length(n.source_span)) >= params.min_chars
+        and min(span_length(n.submitted_span), span_length(n.source_span)) >= params.min_chars
         for n in narrow
     )
 
@@ -663,7 +660,7 @@ def _single_cover(wide: Passage, narrow: Sequence[Passage]) -> float:
         (
             (min(last, n.submitted_span[1]) - max(first, n.submitted_span[0])) / max(1, last - first)
             for n in narrow
-            if _length(n.source_span) <= 2 * _length(n.submitted_span)
+            if span_length(n.source_span) <= 2 * span_length(n.submitted_span)
         ),
         default=0.0,
     )

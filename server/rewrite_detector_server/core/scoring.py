@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewrite_detector_server.core.evidence import Evidence
+from rewrite_detector_server.core.spans import union_length
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 VERBATIM_KINDS = frozenset({PairKind.VERBATIM, PairKind.NEAR_VERBATIM})
@@ -59,22 +60,12 @@ class SourceScore:
     counted_pairs: int
 
 
-def _union_length(spans: Sequence[tuple[int, int]]) -> int:
-    total, reach = 0, -1
-    for start, end in sorted(spans):
-        if end <= reach:
-            continue
-        total += end - max(start, reach)
-        reach = end
-    return total
-
-
 def _coverage_times_similarity(evidence: Sequence[Evidence], submitted_total: int) -> float:
     """Share of the submitted content inside the pairs' extents x their mean similarity (by characters)."""
     weights = [e.submitted_extent[1] - e.submitted_extent[0] for e in evidence]
     if not submitted_total or not sum(weights):
         return 0.0
-    coverage = min(1.0, _union_length([e.submitted_extent for e in evidence]) / submitted_total)
+    coverage = min(1.0, union_length([e.submitted_extent for e in evidence]) / submitted_total)
     return coverage * sum(e.similarity * w for e, w in zip(evidence, weights, strict=True)) / sum(weights)
 
 
@@ -87,9 +78,9 @@ def score_source(
     """Scores of one source from its aligned evidence; totals are each side's content characters."""
     params = params or VerdictParams()
     counted = [e for e in evidence if e.counted]
-    covered_sub = _union_length([e.submitted_extent for e in counted])
-    covered_src = _union_length([e.source_extent for e in counted])
-    covered_verbatim = _union_length([e.submitted_extent for e in counted if e.kind in VERBATIM_KINDS])
+    covered_sub = union_length([e.submitted_extent for e in counted])
+    covered_src = union_length([e.source_extent for e in counted])
+    covered_verbatim = union_length([e.submitted_extent for e in counted if e.kind in VERBATIM_KINDS])
     coverage_submitted = min(1.0, covered_sub / submitted_total) if submitted_total else 0.0
     coverage_source = min(1.0, covered_src / source_total) if source_total else 0.0
     verbatim_coverage = min(1.0, covered_verbatim / submitted_total) if submitted_total else 0.0
