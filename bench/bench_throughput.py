@@ -15,9 +15,9 @@ cores hits both alike:
    once, in this process while the server idles). Goal >= 0.9.
 
 With ``--baseline-tree DIR`` (a ``git archive`` of another commit), a second server runs that tree's
-code (PYTHONPATH into it) on its own data dir with the same articles indexed, and each part of the
-concurrency run checks the same texts on both servers in turn: the baseline's ratio and this tree's
-come from the same run, and "vs baseline" is this tree's Check throughput over the baseline's.
+code (PYTHONPATH into it) on its own data dir, and each part of both runs goes to both servers in turn
+(the same articles indexed, the same texts checked): the baseline's ratios and this tree's come from the
+same run, and "vs baseline" is this tree's throughput over the baseline's.
 
 Writes bench/out/throughput.json.
 """
@@ -82,6 +82,54 @@ def timed_check(client: Client, text: str, latencies_ms: list[float]) -> None:
 def chunks(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
     size = -(-len(items) // parts)
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def ingest(
+    servers: dict[str, ServedProcess], articles: Sequence[str], stock: Any, alternations: int
+) -> dict[str, Any]:
+    """Content paragraphs/s indexed by 8 clients on each server vs stock encode, parts alternating."""
+    clients = {name: [Client(s.target, timeout=600) for _ in range(8)] for name, s in servers.items()}
+    service_s = dict.fromkeys(servers, 0.0)
+    stock_s = 0.0
+    total = 0
+    try:
+        for level_clients in clients.values():
+            level_clients[0].check("warm up the server's model and caches.")
+        for part_no, part in enumerate(chunks(articles, alternations)):
+            paragraphs = paragraphs_of(part)
+            total += len(paragraphs)
+            for name in list(servers)[:: 1 if part_no % 2 == 0 else -1]:
+                jobs = [
+                    partial(clients[name][i % 8].index_article, f"ingest-{part_no}-{i}", text)
+                    for i, text in enumerate(part)
+                ]
+                service_s[name] += run_concurrently(jobs, 8)
+            t0 = time.perf_counter()
+            stock.encode(paragraphs, batch_size=32)
+            stock_s += time.perf_counter() - t0
+        vector_counts = {name: clients[name][0].stats().vector_count for name in servers}
+    finally:
+        for level_clients in clients.values():
+            for c in level_clients:
+                c.close()
+    stock_rate = total / stock_s
+    result: dict[str, Any] = {
+        "articles": len(articles),
+        "content_paragraphs": total,
+        "stock_encode_paragraphs_per_s": round(stock_rate, 1),
+    }
+    for name in servers:
+        rate = total / service_s[name]
+        result[name] = {
+            "service_paragraphs_per_s": round(rate, 1),
+            "ratio": round(rate / stock_rate, 2),
+            "server_vector_count": vector_counts[name],
+        }
+    result["ratio"] = result["this tree"]["ratio"]
+    result["goal"] = ">= 2.5"
+    if "baseline" in servers:
+        result["vs_baseline"] = round(service_s["baseline"] / service_s["this tree"], 2)
+    return result
 
 
 def check_level(
@@ -185,46 +233,10 @@ def main() -> int:
             )
             baseline.wait_ready()
         results["server_ready_seconds"] = round(served.wait_ready(), 1)
-        clients = [Client(served.target, timeout=600) for _ in range(max(8, *levels))]
-        stack.callback(lambda: [c.close() for c in clients])
-        clients[0].check("warm up the server's model and caches.")
-        # -- 1. ingest: service vs stock encode, alternating halves ---------------------------------
-        service_s = stock_s = 0.0
-        service_paragraphs = stock_paragraphs = 0
-        for part_no, part in enumerate(chunks(ingest_articles, args.alternations)):
-            paragraphs = paragraphs_of(part)
-            jobs = [
-                partial(clients[i % 8].index_article, f"ingest-{part_no}-{i}", text)
-                for i, text in enumerate(part)
-            ]
-            service_s += run_concurrently(jobs, 8)
-            service_paragraphs += len(paragraphs)
-            t0 = time.perf_counter()
-            stock.encode(paragraphs, batch_size=32)
-            stock_s += time.perf_counter() - t0
-            stock_paragraphs += len(paragraphs)
-        stats = clients[0].stats()
-        service_rate = service_paragraphs / service_s
-        stock_rate = stock_paragraphs / stock_s
-        results["ingest"] = {
-            "articles": len(ingest_articles),
-            "content_paragraphs": service_paragraphs,
-            "server_vector_count": stats.vector_count,
-            "service_paragraphs_per_s": round(service_rate, 1),
-            "stock_encode_paragraphs_per_s": round(stock_rate, 1),
-            "ratio": round(service_rate / stock_rate, 2),
-            "goal": ">= 2.5",
-        }
+        servers = {"this tree": served} if baseline is None else {"baseline": baseline, "this tree": served}
+        # -- 1. ingest: service vs stock encode, alternating parts -----------------------------------
+        results["ingest"] = ingest(servers, ingest_articles, stock, args.alternations)
         print(json.dumps(results["ingest"], indent=1), flush=True)
-        servers = {"this tree": served}
-        if baseline is not None:
-            # Not timed: the baseline only needs the same index for the checks below.
-            with Client(baseline.target, timeout=600) as indexer:
-                for part_no, part in enumerate(chunks(ingest_articles, args.alternations)):
-                    for i, text in enumerate(part):
-                        indexer.index_article(f"ingest-{part_no}-{i}", text)
-                indexer.check("warm up the server's model and caches.")
-            servers = {"baseline": baseline, "this tree": served}
 
         # -- 2. concurrent checks vs the raw single-caller encode rate ------------------------------
         results["concurrency"] = {}

@@ -410,3 +410,19 @@ def test_seeds_off_the_diagonal_go_and_merged_or_swapped_sentences_stay() -> Non
     assert _without_strays([(5, 0), (5, 5), (6, 10)], max_gap=4, reach=3) == [(5, 5), (6, 10)]
     # The same on the submitted side: source sentence 30 also pairs sentence 16, five above the copy.
     assert _without_strays([(16, 30), (21, 30), (22, 31)], max_gap=4, reach=3) == [(21, 30), (22, 31)]
+
+
+def test_stems_come_from_the_c_snowball_build_and_match_the_pure_python_one() -> None:
+    import Stemmer
+    from snowballstemmer.english_stemmer import EnglishStemmer
+
+    from rewrite_detector_server.core import passages
+
+    assert isinstance(passages._STEMMER, Stemmer.Stemmer)
+    reference = EnglishStemmer()
+    for word in [
+        "running", "generously", "organizations", "fairly", "ponies", "caresses", "dying", "news",
+        "skies", "agreed", "hopefully", "controllers", "generalization", "ugliest", "succeeded",
+        "proceedings", "arguing", "communism", "sensational", "1990s", "naïve", "café", "x",
+    ]:  # fmt: skip
+        assert passages.stem_word(word) == reference.stemWord(word), word

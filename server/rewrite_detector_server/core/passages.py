@@ -37,6 +37,8 @@ from rewrite_detector_server.core.segment import split_sentences
 from rewrite_detector_server.core.spans import span_length
 from rewrite_detector_server.core.types import Paragraph
 
+# The C build of Snowball (PyStemmer, a server dependency) when installed, else snowballstemmer's pure
+# Python: the same stems, the C one ~11x faster.
 _STEMMER = snowballstemmer.stemmer("english")
 # snowballstemmer keeps the word being stemmed in the stemmer object: concurrent Checks (gRPC threads)
 # corrupt each other's state (IndexError). The lru_cache in front makes the lock rarely taken.
