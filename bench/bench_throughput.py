@@ -84,51 +84,84 @@ def chunks(items: Sequence[Any], parts: int) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def ingest(
-    servers: dict[str, ServedProcess], articles: Sequence[str], stock: Any, alternations: int
-) -> dict[str, Any]:
-    """Content paragraphs/s indexed by 8 clients on each server vs stock encode, parts alternating."""
-    clients = {name: [Client(s.target, timeout=600) for _ in range(8)] for name, s in servers.items()}
+def alternating_runs(
+    servers: dict[str, ServedProcess],
+    articles: Sequence[str],
+    clients: int,
+    alternations: int,
+    request: Callable[[str, Client, str, str], None],
+    reference: Callable[[list[str]], None],
+) -> tuple[int, dict[str, float], float]:
+    """Send each part of ``articles`` from ``clients`` concurrent clients to every server in turn, then time
+    ``reference`` on the part's paragraphs; returns (paragraphs, seconds per server, reference seconds).
+
+    ``request(server name, client, request key, text)`` makes one call. Each server goes first in every
+    other part, so neither always runs after the other.
+    """
+    pools = {name: [Client(s.target, timeout=600) for _ in range(clients)] for name, s in servers.items()}
     service_s = dict.fromkeys(servers, 0.0)
-    stock_s = 0.0
+    reference_s = 0.0
     total = 0
     try:
-        for level_clients in clients.values():
-            level_clients[0].check("warm up the server's model and caches.")
         for part_no, part in enumerate(chunks(articles, alternations)):
             paragraphs = paragraphs_of(part)
             total += len(paragraphs)
             for name in list(servers)[:: 1 if part_no % 2 == 0 else -1]:
                 jobs = [
-                    partial(clients[name][i % 8].index_article, f"ingest-{part_no}-{i}", text)
+                    partial(request, name, pools[name][i % clients], f"{part_no}-{i}", text)
                     for i, text in enumerate(part)
                 ]
-                service_s[name] += run_concurrently(jobs, 8)
+                service_s[name] += run_concurrently(jobs, clients)
             t0 = time.perf_counter()
-            stock.encode(paragraphs, batch_size=32)
-            stock_s += time.perf_counter() - t0
-        vector_counts = {name: clients[name][0].stats().vector_count for name in servers}
+            reference(paragraphs)
+            reference_s += time.perf_counter() - t0
     finally:
-        for level_clients in clients.values():
-            for c in level_clients:
+        for pool in pools.values():
+            for c in pool:
                 c.close()
+    return total, service_s, reference_s
+
+
+def rates_against(
+    reference_rate: float, total: int, service_s: dict[str, float], goal: str
+) -> dict[str, Any]:
+    """Each server's paragraphs/s and its ratio to ``reference_rate``; this tree's ratio against the goal."""
+    out: dict[str, Any] = {}
+    for name, seconds in service_s.items():
+        rate = total / seconds
+        out[name] = {"service_paragraphs_per_s": round(rate, 1), "ratio": round(rate / reference_rate, 2)}
+    out["ratio"] = out["this tree"]["ratio"]
+    out["goal"] = goal
+    if "baseline" in service_s:
+        out["vs_baseline"] = round(service_s["baseline"] / service_s["this tree"], 2)
+    return out
+
+
+def ingest(
+    servers: dict[str, ServedProcess], articles: Sequence[str], stock: Any, alternations: int
+) -> dict[str, Any]:
+    """Content paragraphs/s indexed by 8 clients on each server vs stock encode, parts alternating."""
+    for server in servers.values():
+        with Client(server.target, timeout=600) as client:
+            client.check("warm up the server's model and caches.")
+    total, service_s, stock_s = alternating_runs(
+        servers,
+        articles,
+        8,
+        alternations,
+        lambda _name, client, key, text: client.index_article(f"ingest-{key}", text),
+        lambda paragraphs: stock.encode(paragraphs, batch_size=32),
+    )
     stock_rate = total / stock_s
     result: dict[str, Any] = {
         "articles": len(articles),
         "content_paragraphs": total,
         "stock_encode_paragraphs_per_s": round(stock_rate, 1),
+        **rates_against(stock_rate, total, service_s, ">= 2.5"),
     }
-    for name in servers:
-        rate = total / service_s[name]
-        result[name] = {
-            "service_paragraphs_per_s": round(rate, 1),
-            "ratio": round(rate / stock_rate, 2),
-            "server_vector_count": vector_counts[name],
-        }
-    result["ratio"] = result["this tree"]["ratio"]
-    result["goal"] = ">= 2.5"
-    if "baseline" in servers:
-        result["vs_baseline"] = round(service_s["baseline"] / service_s["this tree"], 2)
+    for name, server in servers.items():
+        with Client(server.target, timeout=600) as client:
+            result[name]["server_vector_count"] = client.stats().vector_count
     return result
 
 
@@ -136,46 +169,24 @@ def check_level(
     servers: dict[str, ServedProcess], articles: Sequence[str], n: int, raw: Any, alternations: int
 ) -> dict[str, Any]:
     """Check throughput of ``n`` concurrent clients on each server, parts alternating with the raw encode."""
-    clients = {name: [Client(s.target, timeout=600) for _ in range(n)] for name, s in servers.items()}
-    service_s = dict.fromkeys(servers, 0.0)
     latencies: dict[str, list[float]] = {name: [] for name in servers}
-    raw_s = 0.0
-    total = 0
-    try:
-        for part_no, part in enumerate(chunks(articles, alternations)):
-            paragraphs = paragraphs_of(part)
-            total += len(paragraphs)
-            # Each server goes first in every other part, so neither always runs after the other.
-            for name in list(servers)[:: 1 if part_no % 2 == 0 else -1]:
-                jobs = [
-                    partial(timed_check, clients[name][i % n], text, latencies[name])
-                    for i, text in enumerate(part)
-                ]
-                service_s[name] += run_concurrently(jobs, n)
-            t0 = time.perf_counter()
-            raw.embed_batch(paragraphs)
-            raw_s += time.perf_counter() - t0
-    finally:
-        for level_clients in clients.values():
-            for c in level_clients:
-                c.close()
+    total, service_s, raw_s = alternating_runs(
+        servers,
+        articles,
+        n,
+        alternations,
+        lambda name, client, _key, text: timed_check(client, text, latencies[name]),
+        raw.embed_batch,
+    )
     raw_rate = total / raw_s
     level: dict[str, Any] = {
         "articles": len(articles),
         "content_paragraphs": total,
         "raw_single_caller_encode_paragraphs_per_s": round(raw_rate, 1),
+        **rates_against(raw_rate, total, service_s, ">= 0.9"),
     }
     for name in servers:
-        rate = total / service_s[name]
-        level[name] = {
-            "service_paragraphs_per_s": round(rate, 1),
-            "ratio": round(rate / raw_rate, 2),
-            "check_latency_p50_ms": round(statistics.median(latencies[name]), 1),
-        }
-    level["ratio"] = level["this tree"]["ratio"]
-    level["goal"] = ">= 0.9"
-    if "baseline" in servers:
-        level["vs_baseline"] = round(service_s["baseline"] / service_s["this tree"], 2)
+        level[name]["check_latency_p50_ms"] = round(statistics.median(latencies[name]), 1)
     return level
 
 

@@ -33,6 +33,8 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rewrite_detector_server.core.spans import union_length
+
 __all__ = [
     "Annotation",
     "PlagdetResult",
@@ -140,30 +142,19 @@ def detects(case: Annotation, detection: Annotation) -> bool:
     )
 
 
-def _union_length(ranges: Iterable[tuple[int, int]]) -> int:
-    total = 0
-    reach = -1
-    for start, end in sorted(ranges):
-        if end <= reach:
-            continue
-        total += end - max(start, reach)
-        reach = end
-    return total
-
-
 def _covered_share(reference: Annotation, others: Iterable[Annotation]) -> float:
     """|∪_{o detects reference} (reference ∩ o)| / |reference|, both sides counted."""
     hits = [o for o in others if detects(reference, o)]
     if not hits:
         return 0.0
-    suspicious = _union_length(
+    suspicious = union_length(
         (
             max(o.suspicious_offset, reference.suspicious_offset),
             min(o.suspicious_end, reference.suspicious_end),
         )
         for o in hits
     )
-    source = _union_length(
+    source = union_length(
         (max(o.source_offset, reference.source_offset), min(o.source_end, reference.source_end)) for o in hits
     )
     return (suspicious + source) / reference.size
