@@ -119,7 +119,7 @@ def seed_verdicts(embedder: Embedder, seeds: dict[str, str]) -> dict[str, Any]:
                 out[key] = {"verdict": result.verdict.value, "score": round(result.score, 3), "source": top}
             return out
         finally:
-            detector.storage.close()
+            detector.close()
 
 
 def pan_plagdet(embedder: Embedder, pairs: list[Any], corpus: PanCorpus, deadline: float) -> dict[str, Any]:
@@ -133,7 +133,7 @@ def pan_plagdet(embedder: Embedder, pairs: list[Any], corpus: PanCorpus, deadlin
                     break
                 outcomes.append(run_pair(detector, corpus, pair))
         finally:
-            detector.storage.close()
+            detector.close()
     return {"outcomes": outcomes, "seconds": round(time.perf_counter() - started, 1)}
 
 

@@ -90,7 +90,7 @@ def index_real_articles(data_dir: Path, pan_sources: int) -> dict[str, Any]:
         index_sources(detector, corpus, sources)
         return {"articles": detector.storage.count_articles(), "vectors": detector.storage.count_vectors()}
     finally:
-        detector.storage.close()
+        detector.close()
 
 
 def pan_pairs(corpus: Any, n: int) -> list[Any]:
@@ -366,7 +366,7 @@ def pan_plagdet(data_dir: Path, index_type: str, n: int, embedder: Any, **settin
             for s in dict.fromkeys(p.suspicious_id for p in pairs)
         ]
     finally:
-        detector.storage.close()
+        detector.close()
     scored = plagdet_by_label(pairs, [d for o in outcomes for d in o.detections])
     return {
         "suspicious_documents": len(outcomes),

@@ -52,7 +52,7 @@ def main() -> int:
                 phases.update(detector.check(text).timing_ms)
             wall = time.perf_counter() - started
         finally:
-            detector.storage.close()
+            detector.close()
     paragraphs = paragraphs_of(checked)
     started = time.perf_counter()
     embedder.embed_batch(paragraphs)

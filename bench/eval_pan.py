@@ -209,7 +209,7 @@ def run_pair_mode(
         if pool is not None:
             pool.shutdown()
         if detector is not None:
-            detector.storage.close()
+            detector.close()
     return outcomes, timing
 
 
@@ -254,7 +254,7 @@ def run_retrieval_mode(
             timing["check_wall_seconds"] += time.perf_counter() - started
             _progress("check", len(outcomes), len(suspicious), embedder)
     finally:
-        detector.storage.close()
+        detector.close()
     return outcomes, indexed, timing
 
 

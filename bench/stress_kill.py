@@ -270,7 +270,7 @@ def offline_checks(
                 )
                 break
     finally:
-        detector.storage.close()
+        detector.close()
         shutil.rmtree(copy, ignore_errors=True)
 
 

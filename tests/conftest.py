@@ -71,7 +71,7 @@ class ServerHandle:
     def stop(self) -> None:
         self.client.close()  # type: ignore[attr-defined]
         self.running.stop(None)  # type: ignore[attr-defined]
-        self.detector.storage.close()  # type: ignore[attr-defined]
+        self.detector.close()  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -37,6 +37,7 @@ from rewrite_detector_server.core.fingerprints import LexicalParams
 from rewrite_detector_server.core.passages import PassageParams
 from rewrite_detector_server.core.scoring import VerdictParams
 from rewrite_detector_server.logging_setup import configure_logging
+from rewrite_detector_server.match_pool import ProcessMatchRunner, default_match_workers
 from rewrite_detector_server.metrics import ServerMetrics
 from rewrite_detector_server.observability import ObservabilityInterceptor
 from rewrite_detector_server.request_decoding import RequestDecodingInterceptor
@@ -89,6 +90,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         index_options=IndexOptions(ivf_nprobe=settings.ivf_nprobe, ivf_regrow=settings.ivf_regrow),
     )
     calibration = load_calibration()
+    workers = default_match_workers() if settings.match_workers == -1 else settings.match_workers
     return Detector(
         embedder,
         storage,
@@ -98,6 +100,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         limits=DetectorLimits(max_text_bytes=settings.max_text_bytes),
         index_type=settings.index_type,
         retrieval=RetrievalParams(lexical=LexicalParams(min_shared=settings.lexical_min_shared)),
+        match_runner=ProcessMatchRunner(workers) if workers > 0 else None,
     )
 
 
@@ -234,6 +237,6 @@ def serve_forever(
     signal.signal(signal.SIGINT, on_signal)
     stop.wait()
     running.stop(settings.shutdown_grace_seconds)
-    detector.storage.close()
+    detector.close()
     close_serving_embedder(detector.embedder, cache_file=Path(settings.data_dir) / EMBEDDING_CACHE_FILE)
     logger.info("stopped")

@@ -88,6 +88,10 @@ class Settings:
     # Lexical candidate sources (core/fingerprints.py): a source sharing this many rare word pairs with one
     # submitted paragraph is aligned too; 0 = embedding votes only (the fingerprint table is still kept).
     lexical_min_shared: int = 4
+    # Worker processes that build a Check's per-source matches (server/match_pool.py), so they run on
+    # every core instead of taking turns on the serving process's GIL; -1 = one per usable core (none
+    # on a single core), 0 = in the serving process.
+    match_workers: int = -1
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: Any) -> Settings:
@@ -117,6 +121,11 @@ def check_retrieval_settings(settings: Settings) -> None:
         raise ConfigError(
             f"{ENV_PREFIX}IVF_REGROW must be 0 (keep the trained lists) or > 1 (retrain when the ideal "
             f"number of lists reaches that many times the current), got {settings.ivf_regrow}"
+        )
+    if settings.match_workers < -1:
+        raise ConfigError(
+            f"{ENV_PREFIX}MATCH_WORKERS must be -1 (one per core), 0 (in the serving process) or a number "
+            f"of worker processes, got {settings.match_workers}"
         )
     if settings.lexical_min_shared < 0:
         raise ConfigError(

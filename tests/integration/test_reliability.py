@@ -389,7 +389,7 @@ def test_article_deleted_while_being_checked(tmp_path: Path, moment: str) -> Non
         assert [m.source_id for m in result.matches] == ["b"]
         assert detector.get("b").article.id == "b"
     finally:
-        detector.storage.close()
+        detector.close()
 
 
 def test_concurrent_deletes_and_checks_over_grpc(server) -> None:
@@ -518,7 +518,7 @@ def test_graceful_shutdown_drains_in_flight_calls(start_server) -> None:
         thread.join(timeout=30)
     assert all(isinstance(r, pb.IndexArticleResponse) and r.created for r in results), results
     assert time.monotonic() - started < 5  # drained, not waited out to the grace period
-    handle.detector.storage.close()
+    handle.detector.close()
     assert consistent_on_disk(handle.data_dir) == (4, 12)
 
 

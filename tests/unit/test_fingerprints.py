@@ -197,7 +197,7 @@ def test_check_finds_a_source_whose_copied_passage_embeddings_miss(tmp_path: Pat
         else:
             assert found == []
     finally:
-        detector.storage.close()
+        detector.close()
 
 
 def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
@@ -215,7 +215,7 @@ def test_lexical_and_nprobe_settings_reach_the_detector(tmp_path: Path) -> None:
         assert detector.storage.index._options.ivf_nprobe == 4  # type: ignore[attr-defined]
         assert detector.storage.index._options.ivf_regrow == 2  # type: ignore[attr-defined]
     finally:
-        detector.storage.close()
+        detector.close()
 
 
 @pytest.mark.parametrize(

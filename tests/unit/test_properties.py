@@ -56,7 +56,7 @@ def detector(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Detector]:
     for article_id, text in SOURCES.items():
         built.index(ArticleInput(id=article_id, text=text))
     yield built
-    built.storage.close()
+    built.close()
 
 
 def in_unit_interval(value: float) -> bool:

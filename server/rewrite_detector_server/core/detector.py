@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rewrite_detector_models.embedder import Embedder
-from rewrite_detector_server.core.align import AlignmentParams, align
-from rewrite_detector_server.core.dates import is_newer, validate_published_at
-from rewrite_detector_server.core.evidence import Evidence, EvidenceSide, build_evidence
+from rewrite_detector_server.core.align import AlignmentParams
+from rewrite_detector_server.core.dates import validate_published_at
+from rewrite_detector_server.core.evidence import EvidenceSide
 from rewrite_detector_server.core.extract import (
     ExtractedArticle,
     PreparedText,
@@ -27,16 +27,24 @@ from rewrite_detector_server.core.extract import (
     sniff_format,
 )
 from rewrite_detector_server.core.fingerprints import LexicalParams, fingerprints
+from rewrite_detector_server.core.matching import (
+    AlignedPairResult,
+    InProcessMatchRunner,
+    MatchJob,
+    MatchParams,
+    MatchRunner,
+    SourceInfo,
+    SourceMatchResult,
+)
 from rewrite_detector_server.core.observer import DetectorObserver, NullObserver
-from rewrite_detector_server.core.passages import PassageParams, find_passages_and_short
+from rewrite_detector_server.core.passages import PassageParams
 from rewrite_detector_server.core.refine import RefineParams
-from rewrite_detector_server.core.scoring import SourceScore, VerdictParams, score_source
-from rewrite_detector_server.core.segment import normalize_inline, segment
-from rewrite_detector_server.core.stretches import ReusedStretch, StretchParams, reused_stretches
+from rewrite_detector_server.core.scoring import VerdictParams
+from rewrite_detector_server.core.segment import segment
+from rewrite_detector_server.core.stretches import StretchParams
 from rewrite_detector_server.core.types import (
     ArticleInput,
     ArticleRecord,
-    PairKind,
     Paragraph,
     Segmented,
     Verdict,
@@ -46,6 +54,9 @@ from rewrite_detector_server.storage import Storage
 from rewrite_detector_server.storage.store import text_hash
 
 logger = logging.getLogger(__name__)
+
+# Re-exported: the servicer, the evaluation harness and tests take the result types from here.
+__all__ = ["AlignedPairResult", "CheckResult", "CompareResult", "Detector", "SourceMatchResult"]
 
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 MAX_ID_LENGTH = 256
@@ -82,45 +93,6 @@ class RetrievalParams:
     candidate_sources: int = 10
     # Candidates found by shared rare word pairs, aligned in addition to the embedding-voted ones.
     lexical: LexicalParams = field(default_factory=LexicalParams)
-
-
-@dataclass(frozen=True, slots=True)
-class AlignedPairResult:
-    submitted_paragraphs: tuple[int, ...]
-    source_paragraphs: tuple[int, ...]
-    submitted_span: tuple[int, int]
-    source_span: tuple[int, int]
-    similarity: float
-    lexical_overlap: float
-    anchor_overlap: float
-    kind: PairKind
-    submitted_text: str
-    source_text: str
-
-    @property
-    def divergence(self) -> float:
-        return 1.0 - self.similarity
-
-
-@dataclass(frozen=True, slots=True)
-class SourceMatchResult:
-    source_id: str
-    title: str
-    url: str
-    published_at: str
-    scores: SourceScore
-    pairs: tuple[AlignedPairResult, ...]
-    source_is_newer: bool = False
-    # The non-WEAK pairs, adjacent ones merged: one entry per reuse (core/stretches.py).
-    stretches: tuple[ReusedStretch, ...] = ()
-
-    @property
-    def verdict(self) -> Verdict:
-        return self.scores.verdict
-
-    @property
-    def score(self) -> float:
-        return self.scores.score
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,6 +204,7 @@ class Detector:
         limits: DetectorLimits | None = None,
         index_type: str = "flat",
         observer: DetectorObserver | None = None,
+        match_runner: MatchRunner | None = None,
     ) -> None:
         self.embedder = embedder
         self.storage = storage
@@ -245,7 +218,15 @@ class Detector:
         self.index_type = index_type
         # Replaceable after construction: the server wires its metrics in when it starts.
         self.observer: DetectorObserver = observer or NullObserver()
+        # Where a Check's per-source matches are built: in this process, or in worker processes
+        # (server/match_pool.py) so that they do not take turns on the GIL.
+        self.match_runner: MatchRunner = match_runner or InProcessMatchRunner()
         self._started = time.monotonic()
+
+    def close(self) -> None:
+        """Stop the match workers, then close the storage (the index is saved)."""
+        self.match_runner.close()
+        self.storage.close()
 
     def uptime_seconds(self) -> float:
         return time.monotonic() - self._started
@@ -423,11 +404,12 @@ class Detector:
         candidates = restricted or self._retrieve(content, vectors)
         timer.lap("search")
         prepared = EvidenceSide.of(submitted_input.text, content, vectors)
-        matches = []
-        for source_id in candidates:
-            match = self._match_indexed(source_id, prepared, min_similarity, published_at)
-            if match is not None:
-                matches.append(match)
+        jobs = [
+            job
+            for source_id in candidates
+            if (job := self._indexed_job(source_id, prepared, min_similarity, published_at)) is not None
+        ]
+        matches = self.match_runner.run(jobs)
         timer.lap("align")
         matches.sort(key=lambda m: m.score, reverse=True)
         best_score = matches[0].score if matches else 0.0
@@ -464,12 +446,17 @@ class Detector:
         self._check_alignment_size(len(sub_content), len(src_content), "the source text")
         vectors = self._embed([*sub_content, *src_content])
         timer.lap("embed")
-        match = self._build_match(
-            _SourceInfo(),
-            EvidenceSide.of(submitted_text, sub_content, vectors[: len(sub_content)]),
-            EvidenceSide.of(source_text, src_content, vectors[len(sub_content) :]),
-            0.0,
-            "",
+        (match,) = self.match_runner.run(
+            [
+                MatchJob(
+                    SourceInfo(),
+                    EvidenceSide.of(submitted_text, sub_content, vectors[: len(sub_content)]),
+                    EvidenceSide.of(source_text, src_content, vectors[len(sub_content) :]),
+                    0.0,
+                    "",
+                    self._match_params(),
+                )
+            ]
         )
         timer.lap("align")
         return CompareResult(
@@ -512,94 +499,32 @@ class Detector:
         )
         return list(dict.fromkeys([*candidates, *(article_id for article_id, _ in lexical)]))
 
-    def _match_indexed(
+    def _indexed_job(
         self,
         source_id: str,
         submitted: EvidenceSide,
         min_similarity: float,
         published_at: str,
-    ) -> SourceMatchResult | None:
+    ) -> MatchJob | None:
         stored = self.storage.get(source_id)
         if stored is None:  # deleted between retrieval and alignment
             return None
         src_content, src_vectors = self.storage.content_vectors(source_id)
         if not src_content:
             return None
+        self._check_alignment_size(len(submitted.content), len(src_content), f"source {source_id!r}")
         article = stored.article
-        return self._build_match(
-            _SourceInfo(source_id, article.title, article.url, article.published_at),
+        return MatchJob(
+            SourceInfo(source_id, article.title, article.url, article.published_at),
             submitted,
             EvidenceSide.of(article.text, src_content, src_vectors),
             min_similarity,
             published_at,
+            self._match_params(),
         )
 
-    def _build_match(
-        self,
-        info: _SourceInfo,
-        submitted: EvidenceSide,
-        source: EvidenceSide,
-        min_similarity: float,
-        submitted_published_at: str,
-    ) -> SourceMatchResult:
-        self._check_alignment_size(
-            len(submitted.content),
-            len(source.content),
-            f"source {info.id!r}" if info.id else "the source text",
-        )
-        groups = align(submitted.side, source.side, self.alignment)
-        passages, short_passages = find_passages_and_short(
-            submitted.text, submitted.content, source.text, source.content, self.passages
-        )
-        evidence = build_evidence(
-            groups, passages, submitted, source, self.refine, short_passages=short_passages
-        )
-        if min_similarity > 0.0:
-            evidence = [e for e in evidence if e.similarity >= min_similarity]
-        scores = score_source(
-            evidence, _content_chars(submitted.content), _content_chars(source.content), self.verdict_params
-        )
-        pairs = tuple(_pair_result(e, submitted, source) for e in evidence)
-        counted = [
-            (p.submitted_span, p.source_span) for e, p in zip(evidence, pairs, strict=True) if e.counted
-        ]
-        return SourceMatchResult(
-            source_id=info.id,
-            title=info.title,
-            url=info.url,
-            published_at=info.published_at,
-            scores=scores,
-            pairs=pairs,
-            source_is_newer=is_newer(info.published_at, submitted_published_at),
-            stretches=reused_stretches(counted, self.stretches.max_gap_chars),
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class _SourceInfo:
-    id: str = ""
-    title: str = ""
-    url: str = ""
-    published_at: str = ""
-
-
-def _pair_result(evidence: Evidence, submitted: EvidenceSide, source: EvidenceSide) -> AlignedPairResult:
-    return AlignedPairResult(
-        submitted_paragraphs=tuple(submitted.content[i].index for i in evidence.submitted),
-        source_paragraphs=tuple(source.content[j].index for j in evidence.source),
-        submitted_span=evidence.submitted_span,
-        source_span=evidence.source_span,
-        similarity=evidence.similarity,
-        lexical_overlap=evidence.lexical_overlap,
-        anchor_overlap=evidence.anchor_overlap,
-        kind=evidence.kind,
-        submitted_text=normalize_inline(submitted.text[slice(*evidence.submitted_span)]),
-        source_text=normalize_inline(source.text[slice(*evidence.source_span)]),
-    )
-
-
-def _content_chars(content: Sequence[Paragraph]) -> int:
-    return sum(p.end - p.start for p in content)
+    def _match_params(self) -> MatchParams:
+        return MatchParams(self.alignment, self.passages, self.refine, self.verdict_params, self.stretches)
 
 
 def _valid_date(extracted: ExtractedArticle | None) -> str:

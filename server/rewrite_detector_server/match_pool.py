@@ -1,0 +1,102 @@
+"""Build a Check's per-source matches in worker processes.
+
+One serving process runs its Python one thread at a time (the GIL): at 1M indexed paragraphs and 8
+concurrent clients the server used 1.33 of the 2 cores, the GIL held ~20 ms per Check, and about 60 % of
+that was the per-source alignment and passage search (bench/RESULTS.md, stop 15). That work is a pure
+function of its inputs (core/matching.py), so it runs here in a pool of spawned processes while the
+serving process keeps the model, the index and the store. Jobs of one Check run in parallel too.
+
+concurrent.futures' ProcessPoolExecutor does the process management; this wraps it to (1) start the
+workers in the background when the server starts, not on the first Check, and (2) survive a worker that
+dies (OOM killer, a crash in a C extension): the executor is replaced and the jobs it lost are built in
+this process, so the request still gets its answer.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import multiprocessing
+import os
+import threading
+from collections.abc import Sequence
+from concurrent.futures.process import BrokenProcessPool
+
+from rewrite_detector_server.core.matching import MatchJob, SourceMatchResult, build_match
+
+logger = logging.getLogger(__name__)
+
+
+# Not fork: the serving process has gRPC, ONNX Runtime and OpenMP threads running, which a forked child
+# would inherit in an undefined state. The fork server is a clean process started once (per serving
+# process) that has imported the matching code already: each worker is a fork of it, milliseconds instead
+# of the ~0.4 s a spawned worker spends importing numpy and the core.
+_CONTEXT = multiprocessing.get_context("forkserver")
+_CONTEXT.set_forkserver_preload(["rewrite_detector_server.core.matching"])
+
+
+def default_match_workers() -> int:
+    """One worker per usable core; none on a single core, where a worker only adds the hand-over."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return cores if cores > 1 else 0
+
+
+def _ready() -> int:
+    # Importing core.matching (done by unpickling this function's module) is the worker's start-up cost.
+    return os.getpid()
+
+
+class ProcessMatchRunner:
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._closed = False
+        self._executor = self._start()
+
+    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
+        executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=_CONTEXT)
+        for _ in range(self.workers):
+            executor.submit(_ready)  # spawns the workers now, in the background
+        return executor
+
+    def run(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
+        if not jobs:
+            return []
+        with self._lock:
+            executor = self._executor
+        try:
+            futures = [executor.submit(build_match, job) for job in jobs]
+        except (BrokenProcessPool, RuntimeError):  # RuntimeError: shut down (closing) or broken
+            return self._in_process(jobs, executor)
+        results: list[SourceMatchResult] = []
+        for job, future in zip(jobs, futures, strict=True):
+            try:
+                results.append(future.result())
+            except BrokenProcessPool:
+                self._replace(executor)
+                results.append(build_match(job))
+        return results
+
+    def _in_process(
+        self, jobs: Sequence[MatchJob], executor: concurrent.futures.ProcessPoolExecutor
+    ) -> list[SourceMatchResult]:
+        self._replace(executor)
+        return [build_match(job) for job in jobs]
+
+    def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._closed or self._executor is not broken:  # closing, or another thread replaced it
+                return
+            logger.warning(
+                "match worker pool broken (a worker died); starting a new one workers=%d", self.workers
+            )
+            broken.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            executor = self._executor
+        executor.shutdown(wait=True, cancel_futures=True)

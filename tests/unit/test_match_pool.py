@@ -1,0 +1,101 @@
+"""The match worker pool (server/match_pool.py): same answers as in-process, survives a dead worker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rewrite_detector_server.app import build_detector
+from rewrite_detector_server.config import ConfigError, Settings, check_retrieval_settings
+from rewrite_detector_server.core.detector import Detector
+from rewrite_detector_server.core.matching import InProcessMatchRunner
+from rewrite_detector_server.core.types import ArticleInput
+from rewrite_detector_server.match_pool import ProcessMatchRunner
+
+
+def _detector(tmp_path: Path, name: str, embedder: object, seeds: dict[str, str], workers: int) -> Detector:
+    detector = build_detector(Settings(data_dir=tmp_path / name, match_workers=workers), embedder)  # type: ignore[arg-type]
+    detector.index(ArticleInput(id="001", text=seeds["001"]))
+    # A second candidate for every Check, so one Check's jobs run on both workers at once.
+    detector.index(ArticleInput(id="003", text=seeds["003"]))
+    return detector
+
+
+@pytest.fixture
+def pooled(tmp_path: Path, hashing_embedder: object, seeds: dict[str, str]) -> Iterator[Detector]:
+    detector = _detector(tmp_path, "pooled", hashing_embedder, seeds, workers=2)
+    yield detector
+    detector.close()
+
+
+def test_settings_choose_the_runner(tmp_path: Path, hashing_embedder: object, pooled: Detector) -> None:
+    assert isinstance(pooled.match_runner, ProcessMatchRunner)
+    assert pooled.match_runner.workers == 2
+    in_process = build_detector(Settings(data_dir=tmp_path / "plain", match_workers=0), hashing_embedder)  # type: ignore[arg-type]
+    try:
+        assert isinstance(in_process.match_runner, InProcessMatchRunner)
+    finally:
+        in_process.close()
+
+
+def test_pool_answers_exactly_as_in_process(
+    tmp_path: Path, hashing_embedder: object, seeds: dict[str, str], pooled: Detector
+) -> None:
+    plain = _detector(tmp_path, "plain", hashing_embedder, seeds, workers=0)
+    try:
+        for key in ("000", "002", "003", "004"):
+            expected, got = plain.check(seeds[key]), pooled.check(seeds[key])
+            assert got.matches == expected.matches
+            assert (got.verdict, got.score) == (expected.verdict, expected.score)
+        assert pooled.check(seeds["000"]).matches, "the spun rewrite must match its source"
+        compared = pooled.compare(seeds["000"], seeds["001"]).match
+        assert compared == plain.compare(seeds["000"], seeds["001"]).match
+        # Per-call options travel with the job.
+        strict = pooled.check(seeds["000"], min_similarity=0.99)
+        assert strict.matches == plain.check(seeds["000"], min_similarity=0.99).matches
+    finally:
+        plain.close()
+
+
+def _worker_pids(runner: ProcessMatchRunner) -> set[int]:
+    return set(runner._executor._processes)  # type: ignore[attr-defined]
+
+
+def test_a_dead_worker_costs_no_answer(pooled: Detector, seeds: dict[str, str]) -> None:
+    expected = pooled.check(seeds["000"]).matches
+    runner = pooled.match_runner
+    assert isinstance(runner, ProcessMatchRunner)
+    before = _worker_pids(runner)
+    assert len(before) == 2
+    for pid in before:
+        os.kill(pid, signal.SIGKILL)
+    for pid in before:  # wait until both are gone, so the next Check meets the broken pool
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.05)
+    assert pooled.check(seeds["000"]).matches == expected
+    # The broken executor was replaced by a new one with live workers.
+    assert pooled.check(seeds["000"]).matches == expected
+    after = _worker_pids(runner)
+    assert after and after.isdisjoint(before)
+
+
+def test_jobs_after_close_are_built_in_process(pooled: Detector, seeds: dict[str, str]) -> None:
+    expected = pooled.check(seeds["000"]).matches
+    pooled.match_runner.close()
+    assert pooled.check(seeds["000"]).matches == expected
+
+
+def test_match_workers_setting_is_validated() -> None:
+    assert Settings.from_env({"REWRITE_DETECTOR_MATCH_WORKERS": "3"}).match_workers == 3
+    with pytest.raises(ConfigError, match="MATCH_WORKERS"):
+        check_retrieval_settings(Settings(match_workers=-2))
