@@ -173,14 +173,15 @@ class ServedProcess:
         raise TimeoutError(f"server not serving after {timeout} s; see {self.log_path}")
 
     def cpu_seconds(self) -> float:
-        """CPU time (user + system) the server process has used so far.
+        """CPU time (user + system) the server process and its live descendants (the match workers and
+        their fork server) have used so far.
 
         Unlike wall-clock latency, this does not grow when other work shares the cores, so CPU per
         request is the figure to compare between runs on a busy machine.
         """
-        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks = int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return sum(_process_cpu_ticks(pid) for pid in _with_descendants(self.process.pid)) / os.sysconf(
+            "SC_CLK_TCK"
+        )
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -199,3 +200,24 @@ class ServedProcess:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def _process_cpu_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:  # exited meanwhile
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of proc(5))
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found, pending = [], [pid]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        for children in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                pending.extend(int(child) for child in children.read_text().split())
+            except FileNotFoundError:
+                continue
+    return found
