@@ -57,9 +57,18 @@ class ProcessMatchRunner:
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
         executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=_CONTEXT)
-        for _ in range(self.workers):
-            executor.submit(_ready)  # spawns the workers now, in the background
+        # Workers start on the first submit, and the first one waits for the fork server to import the
+        # matching code (~0.4 s): done from a thread, so that serving starts without waiting for it and
+        # the first Check finds the workers up.
+        threading.Thread(target=self._warm, args=(executor,), name="match-pool-start", daemon=True).start()
         return executor
+
+    def _warm(self, executor: concurrent.futures.ProcessPoolExecutor) -> None:
+        try:
+            for future in [executor.submit(_ready) for _ in range(self.workers)]:
+                future.result()
+        except (BrokenProcessPool, RuntimeError):  # closed before it was up, or a worker died: run() copes
+            pass
 
     def run(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
         if not jobs:
