@@ -15,11 +15,12 @@ this process, so the request still gets its answer.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import logging
 import multiprocessing
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
 
 from rewrite_detector_server.core.matching import MatchJob, SourceMatchResult, build_match
@@ -53,6 +54,9 @@ class ProcessMatchRunner:
         self.workers = workers
         self._lock = threading.Lock()
         self._closed = False
+        self._requests = 0  # requests in flight (request())
+        # Jobs handed to the workers so far (the rest were built in this process).
+        self.pooled_jobs = 0
         self._executor = self._start()
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -70,11 +74,26 @@ class ProcessMatchRunner:
         except (BrokenProcessPool, RuntimeError):  # closed before it was up, or a worker died: run() copes
             pass
 
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        with self._lock:
+            self._requests += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._requests -= 1
+
     def run(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
         if not jobs:
             return []
+        if len(jobs) == 1 and self._requests <= 1:
+            # Alone in the process the GIL is free, and the hand-over (pickling both articles, two
+            # process hops: ~2.5 ms a job) would only add latency: at 1M, one client's p50 went 28 -> 35 ms.
+            return [build_match(jobs[0])]
         with self._lock:
             executor = self._executor
+            self.pooled_jobs += len(jobs)
         try:
             futures = [executor.submit(build_match, job) for job in jobs]
         except (BrokenProcessPool, RuntimeError):  # RuntimeError: shut down (closing) or broken

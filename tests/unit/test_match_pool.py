@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import time
@@ -43,23 +44,47 @@ def test_settings_choose_the_runner(tmp_path: Path, hashing_embedder: object, po
         in_process.close()
 
 
+def _runner(detector: Detector) -> ProcessMatchRunner:
+    runner = detector.match_runner
+    assert isinstance(runner, ProcessMatchRunner)
+    return runner
+
+
+@contextlib.contextmanager
+def _another_request_in_flight(detector: Detector) -> Iterator[None]:
+    with detector.match_runner.request():
+        yield
+
+
 def test_pool_answers_exactly_as_in_process(
     tmp_path: Path, hashing_embedder: object, seeds: dict[str, str], pooled: Detector
 ) -> None:
     plain = _detector(tmp_path, "plain", hashing_embedder, seeds, workers=0)
+    runner = _runner(pooled)
     try:
-        for key in ("000", "002", "003", "004"):
-            expected, got = plain.check(seeds[key]), pooled.check(seeds[key])
-            assert got.matches == expected.matches
-            assert (got.verdict, got.score) == (expected.verdict, expected.score)
-        assert pooled.check(seeds["000"]).matches, "the spun rewrite must match its source"
-        compared = pooled.compare(seeds["000"], seeds["001"]).match
-        assert compared == plain.compare(seeds["000"], seeds["001"]).match
-        # Per-call options travel with the job.
-        strict = pooled.check(seeds["000"], min_similarity=0.99)
-        assert strict.matches == plain.check(seeds["000"], min_similarity=0.99).matches
+        with _another_request_in_flight(pooled):  # as under load: every job goes to the workers
+            for key in ("000", "002", "003", "004"):
+                expected, got = plain.check(seeds[key]), pooled.check(seeds[key])
+                assert got.matches == expected.matches
+                assert (got.verdict, got.score) == (expected.verdict, expected.score)
+            assert pooled.check(seeds["000"]).matches, "the spun rewrite must match its source"
+            compared = pooled.compare(seeds["000"], seeds["001"]).match
+            assert compared == plain.compare(seeds["000"], seeds["001"]).match
+            # Per-call options travel with the job.
+            strict = pooled.check(seeds["000"], min_similarity=0.99)
+            assert strict.matches == plain.check(seeds["000"], min_similarity=0.99).matches
+        assert runner.pooled_jobs >= 5
     finally:
         plain.close()
+
+
+def test_a_lone_single_job_is_built_in_process(pooled: Detector, seeds: dict[str, str]) -> None:
+    runner = _runner(pooled)
+    compared = pooled.compare(seeds["000"], seeds["001"]).match  # one job, nothing else in flight
+    assert runner.pooled_jobs == 0
+    with _another_request_in_flight(pooled):
+        assert pooled.compare(seeds["000"], seeds["001"]).match == compared
+    assert runner.pooled_jobs == 1
 
 
 def _worker_pids(runner: ProcessMatchRunner) -> set[int]:
@@ -67,9 +92,13 @@ def _worker_pids(runner: ProcessMatchRunner) -> set[int]:
 
 
 def test_a_dead_worker_costs_no_answer(pooled: Detector, seeds: dict[str, str]) -> None:
+    runner = _runner(pooled)
+    with _another_request_in_flight(pooled):
+        _dead_worker_scenario(pooled, runner, seeds)
+
+
+def _dead_worker_scenario(pooled: Detector, runner: ProcessMatchRunner, seeds: dict[str, str]) -> None:
     expected = pooled.check(seeds["000"]).matches
-    runner = pooled.match_runner
-    assert isinstance(runner, ProcessMatchRunner)
     before = _worker_pids(runner)
     assert len(before) == 2
     for pid in before:
@@ -87,12 +116,14 @@ def test_a_dead_worker_costs_no_answer(pooled: Detector, seeds: dict[str, str]) 
     assert pooled.check(seeds["000"]).matches == expected
     after = _worker_pids(runner)
     assert after and after.isdisjoint(before)
+    assert runner.pooled_jobs >= 3
 
 
 def test_jobs_after_close_are_built_in_process(pooled: Detector, seeds: dict[str, str]) -> None:
-    expected = pooled.check(seeds["000"]).matches
-    pooled.match_runner.close()
-    assert pooled.check(seeds["000"]).matches == expected
+    with _another_request_in_flight(pooled):
+        expected = pooled.check(seeds["000"]).matches
+        pooled.match_runner.close()
+        assert pooled.check(seeds["000"]).matches == expected
 
 
 def test_match_workers_setting_is_validated() -> None:

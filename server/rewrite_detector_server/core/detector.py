@@ -5,13 +5,15 @@ Knows nothing about gRPC: takes and returns domain types, raises domain errors (
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 
@@ -187,6 +189,21 @@ class Timer:
     def done(self) -> dict[str, float]:
         self.phases["total"] = (time.perf_counter() - self.start) * 1000.0
         return self.phases
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _in_flight(method: Callable[Concatenate[Detector, _P], _R]) -> Callable[Concatenate[Detector, _P], _R]:
+    """Holds the match runner's request() for the whole call (it builds a lone request's matches itself)."""
+
+    @functools.wraps(method)
+    def counted(self: Detector, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with self.match_runner.request():
+            return method(self, *args, **kwargs)
+
+    return counted
 
 
 class Detector:
@@ -367,6 +384,7 @@ class Detector:
 
     # -- detection ------------------------------------------------------------------------------------
 
+    @_in_flight
     def check(
         self,
         text: str,
@@ -427,6 +445,7 @@ class Detector:
             extracted=submitted_input.extracted,
         )
 
+    @_in_flight
     def compare(
         self,
         submitted_text: str,

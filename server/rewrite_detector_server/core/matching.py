@@ -9,6 +9,7 @@ No model, no storage, no gRPC.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -94,12 +95,19 @@ class MatchJob:
 class MatchRunner(Protocol):
     """Runs a Check's match jobs; results in the order of the jobs."""
 
+    def request(self) -> AbstractContextManager[None]:
+        """Held for the whole of a request, so the runner knows how many are in flight."""
+        ...
+
     def run(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]: ...
 
     def close(self) -> None: ...
 
 
 class InProcessMatchRunner:
+    def request(self) -> AbstractContextManager[None]:
+        return nullcontext()
+
     def run(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
         return [build_match(job) for job in jobs]
 
