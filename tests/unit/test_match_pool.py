@@ -6,7 +6,7 @@ import contextlib
 import os
 import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ import pytest
 from rewrite_detector_server.app import build_detector
 from rewrite_detector_server.config import ConfigError, Settings, check_retrieval_settings
 from rewrite_detector_server.core.detector import Detector
-from rewrite_detector_server.core.matching import InProcessMatchRunner
+from rewrite_detector_server.core.matching import InProcessMatchRunner, MatchJob, SourceMatchResult
 from rewrite_detector_server.core.types import ArticleInput
 from rewrite_detector_server.match_pool import ProcessMatchRunner
 
@@ -130,3 +130,24 @@ def test_match_workers_setting_is_validated() -> None:
     assert Settings.from_env({"REWRITE_DETECTOR_MATCH_WORKERS": "3"}).match_workers == 3
     with pytest.raises(ConfigError, match="MATCH_WORKERS"):
         check_retrieval_settings(Settings(match_workers=-2))
+
+
+def test_a_lone_request_builds_its_first_job_itself_and_the_rest_in_workers(
+    pooled: Detector, seeds: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    runner = _runner(pooled)
+    captured: list[list[MatchJob]] = []
+    original = runner.run
+
+    def capture(jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
+        captured.append(list(jobs))
+        return original(jobs)
+
+    monkeypatch.setattr(runner, "run", capture)
+    pooled.check(seeds["000"])
+    (jobs,) = captured
+    assert len(jobs) >= 2, "seed 000 should have both indexed seeds as candidates"
+    expected = InProcessMatchRunner().run(jobs)
+    sent_before = runner.pooled_jobs
+    assert original(jobs) == expected  # no request in flight: alone
+    assert runner.pooled_jobs - sent_before == len(jobs) - 1
