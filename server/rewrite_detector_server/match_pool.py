@@ -55,8 +55,10 @@ class ProcessMatchRunner:
         self._lock = threading.Lock()
         self._closed = False
         self._requests = 0  # requests in flight (request())
-        # Jobs handed to the workers so far (the rest were built in this process).
+        # Read by the metrics at scrape time: jobs built by the workers and here, executors replaced.
         self.pooled_jobs = 0
+        self.local_jobs = 0
+        self.restarts = 0
         self._executor = self._start()
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -89,28 +91,32 @@ class ProcessMatchRunner:
         # rest. The hand-over (pickling both articles, two process hops) costs ~2.5 ms a job, which only
         # pays when this thread would otherwise wait for the GIL or leave a core idle (at 1M, one client
         # sending every job to the workers: p50 27 -> 31 ms).
-        local = jobs[:1] if self._requests <= 1 else []
+        local = list(jobs[:1]) if self._requests <= 1 else []
         remote = jobs[len(local) :]
         futures: list[concurrent.futures.Future[SourceMatchResult]] = []
-        executor = None
+        with self._lock:
+            executor = self._executor
         if remote:
-            with self._lock:
-                executor = self._executor
-                self.pooled_jobs += len(remote)
             try:
                 futures = [executor.submit(build_match, job) for job in remote]
             except RuntimeError:  # shut down (closing) or broken (BrokenProcessPool is a RuntimeError)
                 self._replace(executor)
-                return [build_match(job) for job in jobs]
-        results = [build_match(job) for job in local]
+                return self._build_here(jobs)
+        results = self._build_here(local)
         for job, future in zip(remote, futures, strict=True):
             try:
                 results.append(future.result())
+                with self._lock:
+                    self.pooled_jobs += 1
             except BrokenProcessPool:
-                assert executor is not None
                 self._replace(executor)
-                results.append(build_match(job))
+                results.extend(self._build_here([job]))
         return results
+
+    def _build_here(self, jobs: Sequence[MatchJob]) -> list[SourceMatchResult]:
+        with self._lock:
+            self.local_jobs += len(jobs)
+        return [build_match(job) for job in jobs]
 
     def _replace(self, broken: concurrent.futures.ProcessPoolExecutor) -> None:
         with self._lock:
@@ -121,6 +127,7 @@ class ProcessMatchRunner:
             )
             broken.shutdown(wait=False, cancel_futures=True)
             self._executor = self._start()
+            self.restarts += 1
 
     def close(self) -> None:
         with self._lock:

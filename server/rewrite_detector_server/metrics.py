@@ -107,6 +107,7 @@ class ServerMetrics:
         """Feed the detector's observations into these metrics; read index sizes at scrape time."""
         detector.observer = self
         self.registry.register(_EmbedderStackCollector(detector.embedder))
+        self.registry.register(_MatchPoolCollector(detector.match_runner))
         storage = detector.storage
         self.articles.set_function(_or_nan(storage.count_articles))
         self.stored_vectors.set_function(_or_nan(storage.count_vectors))
@@ -181,6 +182,38 @@ class _EmbedderStackCollector(Collector):
                 "Largest micro-batch the model has run since start.",
                 value=snap["largest_batch"],
             )
+
+
+class _MatchPoolCollector(Collector):
+    """Counters of the match worker pool (``match_pool.ProcessMatchRunner``), read at scrape time; a
+    detector building its matches in-process exports none."""
+
+    def __init__(self, runner: object) -> None:
+        self._runner = runner
+
+    def collect(self) -> Iterator[Metric]:
+        runner = self._runner
+        if not hasattr(runner, "pooled_jobs"):
+            return
+        jobs = CounterMetricFamily(
+            "rewrite_detector_match_jobs",
+            "Per-source matches built, by where: by a match worker process, or in the serving process "
+            "(a request alone there builds its first source itself; also a broken or closed pool's jobs).",
+            labels=("where",),
+        )
+        jobs.add_metric(("worker",), float(runner.pooled_jobs))  # type: ignore[attr-defined]
+        jobs.add_metric(("serving_process",), float(runner.local_jobs))  # type: ignore[attr-defined]
+        yield jobs
+        yield CounterMetricFamily(
+            "rewrite_detector_match_pool_restarts",
+            "Match worker pools replaced because a worker died.",
+            value=float(runner.restarts),  # type: ignore[attr-defined]
+        )
+        yield GaugeMetricFamily(
+            "rewrite_detector_match_workers",
+            "Match worker processes configured (MATCH_WORKERS).",
+            value=float(runner.workers),  # type: ignore[attr-defined]
+        )
 
 
 def _find_in_stack(embedder: object, matches: Callable[[object], bool]) -> object | None:

@@ -56,7 +56,7 @@ def test_metrics_endpoint_counts_rpcs_embeddings_and_index_size(
     start_server: Callable[..., Any], hashing_embedder: Any
 ) -> None:
     port = free_port()
-    server = start_server(hashing_embedder, metrics_port=port)
+    server = start_server(hashing_embedder, metrics_port=port, match_workers=2)
     assert server.running.metrics_port == port
     client = server.client
     client.index_article("a", ARTICLE)  # 3 paragraphs, none cached: one model call of 3 texts
@@ -95,6 +95,12 @@ def test_metrics_endpoint_counts_rpcs_embeddings_and_index_size(
     assert samples[("rewrite_detector_articles", ())] == 1
     assert samples[("rewrite_detector_stored_vectors", ())] == 3
     assert samples[("rewrite_detector_index_vectors", ())] == 3
+    # One source per Check, each alone in the server: built in the serving process (see match_pool.py).
+    assert samples[("rewrite_detector_match_workers", ())] == 2
+    jobs = "rewrite_detector_match_jobs_total"
+    assert samples[(jobs, (("where", "serving_process"),))] == 2
+    assert samples[(jobs, (("where", "worker"),))] == 0
+    assert samples[("rewrite_detector_match_pool_restarts_total", ())] == 0
     client.delete_article("a")
     after = scrape(port)
     assert after[("rewrite_detector_index_vectors", ())] == 0

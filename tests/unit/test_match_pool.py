@@ -81,7 +81,7 @@ def test_pool_answers_exactly_as_in_process(
 def test_a_lone_single_job_is_built_in_process(pooled: Detector, seeds: dict[str, str]) -> None:
     runner = _runner(pooled)
     compared = pooled.compare(seeds["000"], seeds["001"]).match  # one job, nothing else in flight
-    assert runner.pooled_jobs == 0
+    assert (runner.pooled_jobs, runner.local_jobs) == (0, 1)
     with _another_request_in_flight(pooled):
         assert pooled.compare(seeds["000"], seeds["001"]).match == compared
     assert runner.pooled_jobs == 1
@@ -117,6 +117,7 @@ def _dead_worker_scenario(pooled: Detector, runner: ProcessMatchRunner, seeds: d
     after = _worker_pids(runner)
     assert after and after.isdisjoint(before)
     assert runner.pooled_jobs >= 3
+    assert runner.restarts == 1
 
 
 def test_jobs_after_close_are_built_in_process(pooled: Detector, seeds: dict[str, str]) -> None:
