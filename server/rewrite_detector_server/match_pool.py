@@ -3,13 +3,14 @@
 One serving process runs its Python one thread at a time (the GIL): at 1M indexed paragraphs and 8
 concurrent clients the server used 1.33 of the 2 cores, the GIL held ~20 ms per Check, and about 60 % of
 that was the per-source alignment and passage search (bench/RESULTS.md, stop 15). That work is a pure
-function of its inputs (core/matching.py), so it runs here in a pool of spawned processes while the
+function of its inputs (core/matching.py), so it runs here in a pool of worker processes while the
 serving process keeps the model, the index and the store. Jobs of one Check run in parallel too.
 
 concurrent.futures' ProcessPoolExecutor does the process management; this wraps it to (1) start the
-workers in the background when the server starts, not on the first Check, and (2) survive a worker that
+workers in the background when the server starts, not on the first Check, (2) survive a worker that
 dies (OOM killer, a crash in a C extension): the executor is replaced and the jobs it lost are built in
-this process, so the request still gets its answer.
+this process, so the request still gets its answer, and (3) take the workers down with the serving
+process, however it ends.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import Connection
 
 from rewrite_detector_server.core.matching import MatchJob, SourceMatchResult, build_match
 
@@ -42,8 +44,25 @@ def default_match_workers() -> int:
     return cores if cores > 1 else 0
 
 
+def _exit_with_server(server_alive: Connection) -> None:
+    """Worker initializer: exit when the serving process does, however it ends.
+
+    A pool's workers wait on a pipe they also hold the write end of, and the fork server (their parent)
+    stays up while they do (each child also holds its "alive" pipe), so a serving process killed with
+    SIGKILL (the OOM killer, a crash) would leave them waiting forever. ``server_alive`` is the read end of
+    a pipe whose only write end the serving process holds: it reads EOF the moment that process is gone.
+    """
+
+    def watch() -> None:
+        with contextlib.suppress(EOFError, OSError):
+            server_alive.recv()
+        os._exit(0)  # nothing to clean up: a worker holds nothing but its caches
+
+    threading.Thread(target=watch, name="match-worker-server-watch", daemon=True).start()
+
+
 def _ready() -> int:
-    # Importing core.matching (done by unpickling this function's module) is the worker's start-up cost.
+    # A no-op job: submitting it is what makes the executor start a worker.
     return os.getpid()
 
 
@@ -54,6 +73,8 @@ class ProcessMatchRunner:
         self.workers = workers
         self._lock = threading.Lock()
         self._closed = False
+        # Never written to: its read end tells the workers when this process is gone (_exit_with_server).
+        self._server_alive, self._server_alive_writer = _CONTEXT.Pipe(duplex=False)
         self._requests = 0  # requests in flight (request())
         # Read by the metrics at scrape time: jobs built by the workers and here, executors replaced.
         self.pooled_jobs = 0
@@ -62,7 +83,12 @@ class ProcessMatchRunner:
         self._executor = self._start()
 
     def _start(self) -> concurrent.futures.ProcessPoolExecutor:
-        executor = concurrent.futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=_CONTEXT)
+        executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=_CONTEXT,
+            initializer=_exit_with_server,
+            initargs=(self._server_alive,),
+        )
         # Workers start on the first submit, and the first one waits for the fork server to import the
         # matching code (~0.4 s): done from a thread, so that serving starts without waiting for it and
         # the first Check finds the workers up.
@@ -134,3 +160,4 @@ class ProcessMatchRunner:
             self._closed = True
             executor = self._executor
         executor.shutdown(wait=True, cancel_futures=True)
+        self._server_alive_writer.close()

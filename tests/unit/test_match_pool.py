@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -152,3 +154,42 @@ def test_a_lone_request_builds_its_first_job_itself_and_the_rest_in_workers(
     sent_before = runner.pooled_jobs
     assert original(jobs) == expected  # no request in flight: alone
     assert runner.pooled_jobs - sent_before == len(jobs) - 1
+
+
+_SERVING_PROCESS = """
+import sys, time
+from rewrite_detector_server.match_pool import ProcessMatchRunner
+
+runner = ProcessMatchRunner(2)
+deadline = time.monotonic() + 60
+while len(runner._executor._processes) < 2 and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(" ".join(str(pid) for pid in runner._executor._processes), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it has exited all the same.
+    with contextlib.suppress(FileNotFoundError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    return False
+
+
+def test_workers_exit_when_the_serving_process_is_killed() -> None:
+    serving = subprocess.Popen([sys.executable, "-c", _SERVING_PROCESS], stdout=subprocess.PIPE, text=True)
+    try:
+        assert serving.stdout is not None
+        workers = [int(pid) for pid in serving.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        serving.kill()  # SIGKILL: no atexit, no executor shutdown
+        serving.wait()
+    deadline = time.monotonic() + 15
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(pid) for pid in workers), "match workers outlived the serving process"
