@@ -216,12 +216,13 @@ def serve_forever(
     detector = build_detector(settings)
     running = create_server(detector, f"{settings.host}:{settings.port}", settings)
     logger.info(
-        "serving address=%s:%d model=%s articles=%d store=%s",
+        "serving address=%s:%d model=%s articles=%d store=%s match_workers=%d",
         settings.host,
         running.port,
         detector.embedder.name,
         detector.storage.count_articles(),
         detector.storage.store_location,
+        getattr(detector.match_runner, "workers", 0),
     )
     stop = threading.Event()
 
