@@ -222,7 +222,7 @@ def serve_forever(
         detector.embedder.name,
         detector.storage.count_articles(),
         detector.storage.store_location,
-        getattr(detector.match_runner, "workers", 0),
+        detector.match_runner.workers,
     )
     stop = threading.Event()
 

@@ -95,6 +95,9 @@ class MatchJob:
 class MatchRunner(Protocol):
     """Runs a Check's match jobs; results in the order of the jobs."""
 
+    # Worker processes building the jobs (0: the serving process builds them all).
+    workers: int
+
     def request(self) -> AbstractContextManager[None]:
         """Held for the whole of a request, so the runner knows how many are in flight."""
         ...
@@ -105,6 +108,8 @@ class MatchRunner(Protocol):
 
 
 class InProcessMatchRunner:
+    workers = 0
+
     def request(self) -> AbstractContextManager[None]:
         return nullcontext()
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from rewrite_detector_server.core.evidence import Evidence
-from rewrite_detector_server.core.spans import union_length
+from rewrite_detector_server.core.spans import span_length, union_length
 from rewrite_detector_server.core.types import PairKind, Verdict
 
 VERBATIM_KINDS = frozenset({PairKind.VERBATIM, PairKind.NEAR_VERBATIM})
@@ -62,7 +62,7 @@ class SourceScore:
 
 def _coverage_times_similarity(evidence: Sequence[Evidence], submitted_total: int) -> float:
     """Share of the submitted content inside the pairs' extents x their mean similarity (by characters)."""
-    weights = [e.submitted_extent[1] - e.submitted_extent[0] for e in evidence]
+    weights = [span_length(e.submitted_extent) for e in evidence]
     if not submitted_total or not sum(weights):
         return 0.0
     coverage = min(1.0, union_length([e.submitted_extent for e in evidence]) / submitted_total)
