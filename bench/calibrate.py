@@ -32,6 +32,7 @@ from eval_pan import DEFAULT_CORPUS, build, make_embedder
 
 from rewrite_detector_models.calibration import CALIBRATION_FILE
 from rewrite_detector_server.core.detector import Detector
+from rewrite_detector_server.core.extract import TextFormat
 from rewrite_detector_server.core.passages import PassageParams
 from rewrite_detector_server.core.scoring import VerdictParams
 from rewrite_detector_server.core.types import ArticleInput
@@ -106,7 +107,12 @@ def fit_partial(
 ) -> tuple[dict[str, Any], float]:
     """PARTIAL_REUSE thresholds maximising F1 of "verdict is not ORIGINAL" for "pair is derived"."""
     matches = [
-        detector.compare(corpus.read_suspicious(p.suspicious_id), corpus.read_source(p.source_id))
+        detector.compare(
+            corpus.read_suspicious(p.suspicious_id),
+            corpus.read_source(p.source_id),
+            submitted_format=TextFormat.TEXT,
+            source_format=TextFormat.TEXT,
+        )
         for p in pairs
     ]
     best: tuple[float, dict[str, Any]] = (-1.0, {})

@@ -119,3 +119,29 @@ def test_a_detection_on_the_clean_pair_costs_precision(corpus: PanCorpus, detect
     scores = plagdet_by_label(corpus.pairs, [true_detection, false_detection])
     assert scores[ENTIRE].precision == 0.5 and scores[ENTIRE].recall == 1.0
     assert scores["no-plagiarism"].plagdet == 0.0 and scores["none"].plagdet == 1.0
+
+
+def test_a_source_starting_with_markup_is_read_as_the_plain_text_it_is(
+    tmp_path: Path, detector: Detector
+) -> None:
+    # Three pan13-train sources start with a stray <a href> line; sniffed as HTML, they were extracted
+    # and their detections indexed the extracted text (source spans shifted by the dropped markup).
+    root = tmp_path / "pan-markup"
+    (root / "src").mkdir(parents=True)
+    (root / "susp").mkdir()
+    source = '<a href="http://example.org/ad?id=1" target="_blank">ad</a>\n' + "\n\n".join(
+        PARAGRAPHS[k] for k in ("harbour", "orchard", "museum")
+    )
+    derived = "\n\n".join(PARAGRAPHS[k] for k in ("chess", "orchard", "railway"))
+    (root / "src" / "source-document00001.txt").write_text(source, "utf-8", newline="")
+    (root / "susp" / "suspicious-document00001.txt").write_text(derived, "utf-8", newline="")
+    reused = PARAGRAPHS["orchard"]
+    case = (derived.index(reused), len(reused), source.index(reused), len(reused))
+    _write_pair(root, "02-no-obfuscation", "suspicious-document00001.txt", "source-document00001.txt", case)
+    corpus = PanCorpus(root)
+
+    paired = [run_pair(detector, corpus, pair) for pair in corpus.pairs]
+    assert plagdet_by_label(corpus.pairs, [d for o in paired for d in o.detections])[ENTIRE].plagdet == 1.0
+    assert index_sources(detector, corpus, ["source-document00001.txt"]) == {}
+    checked = run_suspicious(detector, corpus, "suspicious-document00001.txt")
+    assert plagdet_by_label(corpus.pairs, list(checked.detections))[ENTIRE].plagdet == 1.0

@@ -9,6 +9,10 @@ Two modes:
   restriction, so the source must be found, not given. Detections come from every returned match,
   attributed to that match's source; a pair's score is the score of the match for its source (0 when
   the source was not returned: `check` reports only matches whose verdict is not ORIGINAL).
+
+PAN documents are plain text and the annotations index them as such, so every call says TEXT: left to
+sniffing, a source that starts with a stray HTML tag (three of pan13-train's do) would be extracted as a
+web page and its detections would index the extracted text, not the document.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from rewrite_detector_server.core.detector import Detector, SourceMatchResult
+from rewrite_detector_server.core.extract import TextFormat
 from rewrite_detector_server.core.stretches import reused_stretches
 from rewrite_detector_server.core.types import ArticleInput, PairKind, Verdict
 from rewrite_detector_server.errors import DetectorError
@@ -107,7 +112,9 @@ def run_pair(detector: Detector, corpus: PanCorpus, pair: PanPair) -> PairOutcom
     suspicious = corpus.read_suspicious(pair.suspicious_id)
     source = corpus.read_source(pair.source_id)
     try:
-        result = detector.compare(suspicious, source)
+        result = detector.compare(
+            suspicious, source, submitted_format=TextFormat.TEXT, source_format=TextFormat.TEXT
+        )
     except DetectorError as err:
         return PairOutcome(
             pair.suspicious_id,
@@ -135,7 +142,9 @@ def index_sources(detector: Detector, corpus: PanCorpus, source_ids: Iterable[st
     errors: dict[str, str] = {}
     for source_id in dict.fromkeys(source_ids):
         try:
-            detector.index(ArticleInput(id=source_id, text=corpus.read_source(source_id)))
+            detector.index(
+                ArticleInput(id=source_id, text=corpus.read_source(source_id)), text_format=TextFormat.TEXT
+            )
         except DetectorError as err:
             errors[source_id] = f"{type(err).__name__}: {err}"
     return errors
@@ -148,7 +157,7 @@ def run_suspicious(
     started = time.perf_counter()
     text = corpus.read_suspicious(suspicious_id)
     try:
-        result = detector.check(text, max_sources=max_sources)
+        result = detector.check(text, max_sources=max_sources, text_format=TextFormat.TEXT)
     except DetectorError as err:
         return SuspiciousOutcome(
             suspicious_id,
