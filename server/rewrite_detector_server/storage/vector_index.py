@@ -25,11 +25,29 @@ Index types (``index_type``):
   ``nprobe`` (bench/RESULTS.md, "IVF lists that follow the corpus"), which has not been measured on a
   million real paragraphs.
 
-Thread safety: FAISS ``search`` on an index nobody mutates is thread-safe (and releases the GIL);
-``add``/``remove`` are not. Searches take the read side of a writer-preferring readers-writer lock;
-in-place mutations take the write side. All mutators are additionally serialised by a mutex, under
-which slow rebuilds (IVF training, HNSW compaction) run off to the side while searches continue on the
-old index; only the final pointer swap takes the write lock.
+  With ``ivf_fast_scan`` (off by default) a trained "ivf-sq8" index keeps a second IVF beside the SQ8
+  one: an ``IndexIVFPQFastScan`` (4-bit PQ, one sub-quantizer per 4 dimensions: ``PQ96x4fs`` at 384-d)
+  over a copy of the same coarse centroids, trained on the same sample and holding the same ids. A
+  search scans the fast-scan lists (same ``nprobe``) for ``4 * k`` candidates and re-ranks them by inner
+  product with their SQ8-decoded vectors (``reconstruct_batch`` through the SQ8 hashtable direct map),
+  so scores and ids are SQ8's and the SQ8 lists are never scanned. ``bench/bench_fast_scan.py`` (200k
+  vectors in lists of ~1 045 as at 1M, nprobe 8, one thread, same process): a Check's 18 queries cost
+  3.9-4.9 ms of CPU instead of 11.6-13.8 (x0.34-0.36), ~3 ms of it the re-rank (FAISS decodes one
+  candidate at a time, ~4 us each; an SQ8 search restricted to the candidates by an ``IDSelector`` is
+  no cheaper, and Python-side ``sa_decode`` of gathered codes is 5x dearer). Recall of the top 10: on
+  real embeddings the scratch runs of bench/RESULTS.md ("Stop 16") kept 0.925 against SQ8's 0.932; on
+  synthetic clustered vectors the bench keeps 0.74 against 0.97 (8 candidates a neighbour: 0.89, for
+  6.8 ms), so the A/B on real data decides. Memory: +58 bytes a vector (48 of codes, 8 of id, block
+  padding), 468 instead of 410 in the snapshot. Costs: every write goes to both IVFs, a ``remove`` scans
+  every fast-scan list (FAISS cannot remove through a direct map from fast-scan's block lists: 1.5 ms a
+  call at 200k; at 1M ~7 ms measured for FAISS's scan plus ~2.5 ms reading list sizes around it, against
+  0.03-0.1 ms for SQ8 alone), and the snapshot has a second file.
+
+Thread safety: FAISS ``search`` on an index nobody mutates is thread-safe (and releases the GIL, as
+does ``reconstruct_batch``); ``add``/``remove`` are not. Searches take the read side of a
+writer-preferring readers-writer lock; in-place mutations take the write side. All mutators are
+additionally serialised by a mutex, under which slow rebuilds (IVF training, HNSW compaction) run off
+to the side while searches continue on the old index; only the final pointer swap takes the write lock.
 """
 
 from __future__ import annotations
@@ -73,6 +91,18 @@ _KMEANS_ITERATIONS = 10
 _REGROW_CHUNK = 65_536
 SIDECAR_SUFFIX = ".meta.json"
 SIDECAR_FORMAT = 1
+# The fast-scan part of an "ivf-sq8" snapshot, beside the index file; listed in the sidecar (an older
+# build ignores both the key and the file, so the format stays 1).
+FAST_SCAN_SUFFIX = ".fastscan"
+# Fast-scan PQ: 4-bit sub-quantizers (the only width FAISS fast-scan kernels take) of 4 dimensions each,
+# the PQ96x4fs measured at 384-d. PQ192x4fs kept more neighbours before the re-rank but scanned in 4.7
+# instead of 2.5 ms per Check, and after the re-rank 96 already matches SQ8 within a point.
+_FAST_SCAN_NBITS = 4
+_FAST_SCAN_DIMS_PER_CODE = 4
+# Candidates the fast scan hands to the SQ8 re-rank per neighbour asked for. 4 kept 0.925 of the voting
+# neighbours on real embeddings (SQ8 alone 0.932); 8 kept 0.930 for twice the re-rank, which costs
+# ~4 us a candidate (reconstruct_batch), so 4.
+_FAST_SCAN_K_FACTOR = 4
 
 
 class IndexLoadError(Exception):
@@ -102,6 +132,9 @@ class IndexOptions:
     # With automatic lists: retrain once ~4*sqrt(n) reaches this many times the current lists (1.5 =
     # at ~2.25x the vectors trained for). 0 (the default) keeps the lists trained at ivf_train_size.
     ivf_regrow: float = 0.0
+    # Trained "ivf-sq8" indexes also keep a 4-bit PQ fast-scan IVF and search it first, re-ranking its
+    # candidates with the SQ8 codes (module docstring). Off by default until A/B'd on real data.
+    ivf_fast_scan: bool = False
 
     def __post_init__(self) -> None:
         if self.hnsw_m < 2 or self.hnsw_ef_construction < 1 or self.hnsw_ef_search < 1:
@@ -118,6 +151,8 @@ class IndexOptions:
             raise ValueError(f"ivf_nprobe must be >= 1, got {self.ivf_nprobe}")
         if self.ivf_regrow != 0 and self.ivf_regrow <= 1.0:
             raise ValueError(f"ivf_regrow must be 0 (off) or > 1, got {self.ivf_regrow}")
+        if not isinstance(self.ivf_fast_scan, bool):  # a string "false" would switch it on
+            raise ValueError(f"ivf_fast_scan must be a bool, got {self.ivf_fast_scan!r}")
 
 
 @runtime_checkable
@@ -207,7 +242,8 @@ class FaissVectorIndex:
     """Embedded FAISS implementation of ``VectorIndex`` with atomic, checksummed snapshots.
 
     On disk: ``<path>`` (``faiss.write_index`` output) and ``<path>.meta.json`` (sidecar: type, dimension,
-    ntotal, size, XXH3-128 and SHA-256 of the index file, HNSW tombstones).
+    ntotal, size, XXH3-128 and SHA-256 of the index file, HNSW tombstones); with ``ivf_fast_scan``, also
+    ``<path>.fastscan`` (the fast-scan IVF, with its ntotal, size and XXH3-128 in the sidecar).
     """
 
     def __init__(
@@ -236,6 +272,9 @@ class FaissVectorIndex:
         self._regrow_log: list[tuple[str, np.ndarray, np.ndarray | None]] | None = None
         self._regrow_thread: threading.Thread | None = None
         self._regrow_held = 0  # > 0 during a bulk load: regrow once at its end, not at every step
+        # The fast-scan IVF beside a trained SQ8 one (ivf_fast_scan), same ids; None otherwise. Swapped
+        # and mutated together with ``_index``, under the same locks.
+        self._fast: Any = None
         if index_type == "hnsw":
             self._index: Any = self._new_hnsw()
             self._kind = "hnsw"
@@ -279,6 +318,7 @@ class FaissVectorIndex:
             saved_kind = str(meta["kind"])
             saved_ntotal = int(meta["ntotal"])
             tombstones = {int(t) for t in meta.get("tombstones", [])}
+            fast_entry = meta.get("fast_scan")
             fmt = int(meta["format_version"])
         except (OSError, ValueError, KeyError, TypeError) as err:
             raise CorruptIndexError(f"unreadable index sidecar {sidecar}: {err}") from err
@@ -310,12 +350,7 @@ class FaissVectorIndex:
             raise CorruptIndexError(f"FAISS cannot read {path}: {err}") from err
 
         loaded = cls(dimension, index_type, path=path, options=options)
-        index: Any = faiss.downcast_index(raw)
-        # downcast_index returns a second, non-owning proxy: hand ownership over, or the C++ index
-        # would be freed with ``raw`` while ``index`` still points at it.
-        if index is not raw and raw.thisown:
-            raw.thisown = False
-            index.thisown = True
+        index = _downcast_owned(raw)
         kind = _kind_of(index)
         if kind is None or kind != saved_kind or kind not in _KINDS_FOR_TYPE[index_type]:
             raise CorruptIndexError(f"{path} holds {type(index).__name__}, not a {index_type!r} index")
@@ -333,12 +368,49 @@ class FaissVectorIndex:
             index.nprobe = loaded._options.ivf_nprobe
         if tombstones and kind != "hnsw":
             raise CorruptIndexError(f"{sidecar} lists tombstones for a {kind} index")
+        if fast_entry is not None and kind != "ivf":
+            raise CorruptIndexError(f"{sidecar} lists a fast-scan part for a {kind} index")
+        sidecar_update: dict[str, Any] = {}
+        if digest_name != FAST_DIGEST:
+            sidecar_update[FAST_DIGEST] = digests[FAST_DIGEST]
+        fast = None
+        if kind == "ivf" and loaded._options.ivf_fast_scan:
+            if fast_entry is not None:
+                # Read, not rebuilt: encoding 1M vectors takes ~17 s of CPU, a start-up takes ~2 s.
+                fast = _read_fast_scan(path, fast_entry, index, loaded._options.ivf_nprobe)
+            else:
+                started = time.monotonic()
+                fast = loaded._fast_scan_from(index)
+                log.info(
+                    "ivf fast-scan part built from the SQ8 codes (the snapshot has none) path=%s "
+                    "vectors=%d seconds=%.2f",
+                    path,
+                    int(fast.ntotal),
+                    time.monotonic() - started,
+                )
+                # Kept, so that the next start reads it instead; the SQ8 file is unchanged and is not
+                # rewritten. The file is in place before the sidecar names it, so a crash in between
+                # only means building it again.
+                fast_path = _fast_scan_path(path)
+                try:
+                    entry = _write_fast_scan(fast, _tmp_path(fast_path))
+                    os.replace(_tmp_path(fast_path), fast_path)
+                    sidecar_update["fast_scan"] = entry
+                except OSError as err:
+                    log.warning("could not keep the fast-scan part path=%s error=%s", fast_path, err)
+        elif fast_entry is not None:
+            log.info(
+                "ivf fast-scan part of the snapshot ignored (ivf_fast_scan is off; the next save drops "
+                "it) path=%s",
+                _fast_scan_path(path),
+            )
         loaded._index = index
+        loaded._fast = fast
         loaded._kind = kind
         loaded._tombstones = tombstones
         loaded._alive_sel = _not_in(tombstones)
-        if digest_name != FAST_DIGEST:
-            _add_fast_digest(sidecar, meta, digests[FAST_DIGEST])
+        if sidecar_update:
+            _update_sidecar(sidecar, meta, sidecar_update)
         with loaded._mutate:
             loaded._regrow_if_due()  # a snapshot from a smaller corpus (or an older build)
         return loaded
@@ -347,9 +419,10 @@ class FaissVectorIndex:
     def discard(path: Path) -> None:
         """Delete a snapshot (index, sidecar and any temp files) so it cannot be loaded again."""
         path = Path(path)
-        for p in (path, _sidecar_path(path), _tmp_path(path), _tmp_path(_sidecar_path(path))):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
+        for p in (path, _sidecar_path(path), _fast_scan_path(path)):
+            for q in (p, _tmp_path(p)):
+                with contextlib.suppress(FileNotFoundError):
+                    q.unlink()
 
     # -------------------------------------------------------------- properties
 
@@ -382,6 +455,11 @@ class FaissVectorIndex:
     def nlist(self) -> int:
         """IVF lists (0 unless the index is a trained IVF)."""
         return int(self._index.nlist) if self._kind == "ivf" else 0
+
+    @property
+    def fast_scan(self) -> bool:
+        """Whether searches go through the fast-scan first pass (``ivf_fast_scan`` and trained)."""
+        return self._fast is not None
 
     @contextlib.contextmanager
     def regrow_deferred(self) -> Iterator[None]:
@@ -429,7 +507,10 @@ class FaissVectorIndex:
                 self._train_ivf(ids_arr, vecs)
                 return
             with self._rw.write():
-                self._index.add_with_ids(vecs, ids_arr)
+                if self._kind == "ivf":
+                    _ivf_add(self._index, self._fast, vecs, ids_arr)
+                else:
+                    self._index.add_with_ids(vecs, ids_arr)
             if self._regrow_log is not None:
                 self._regrow_log.append(("add", ids_arr, vecs))
             self._regrow_if_due()
@@ -457,7 +538,10 @@ class FaissVectorIndex:
                 if self._kind == "ivf":
                     if self._regrow_log is not None:
                         self._regrow_log.append(("remove", ids_arr, None))
-                    return _ivf_remove(self._index, ids_arr)
+                    removed = _ivf_remove(self._index, ids_arr)
+                    if removed and self._fast is not None:  # none in SQ8: none there, skip the scan
+                        _fast_scan_remove(self._fast, ids_arr)
+                    return removed
                 return int(
                     self._index.remove_ids(faiss.IDSelectorBatch(ids_arr.size, faiss.swig_ptr(ids_arr)))
                 )
@@ -487,13 +571,37 @@ class FaissVectorIndex:
             elif self._kind == "ivf":
                 params = faiss.SearchParametersIVF()
                 params.nprobe = self._options.ivf_nprobe
-                dist, found = self._index.search(q, k_eff, params=params)
+                if self._fast is not None:
+                    dist, found = self._fast_scan_search(q, k_eff, live, params)
+                else:
+                    dist, found = self._index.search(q, k_eff, params=params)
             else:
                 dist, found = self._index.search(q, k_eff)
         found = found.astype(np.int64, copy=False)
         labels[:, :k_eff] = found
         scores[:, :k_eff] = np.where(found >= 0, dist, -np.inf)
         return scores, labels
+
+    def _fast_scan_search(
+        self, q: np.ndarray, k: int, live: int, params: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top ``k`` of the fast scan's ``_FAST_SCAN_K_FACTOR * k`` candidates by inner product with their
+        SQ8-decoded vectors (the score an SQ8 search gives). Caller holds the read lock, so both IVFs
+        hold the same ids; FAISS and the numpy product release the GIL."""
+        n_cand = min(k * _FAST_SCAN_K_FACTOR, live)
+        _, cand = self._fast.search(q, n_cand, params=params)
+        cand = np.ascontiguousarray(cand, dtype=np.int64)
+        valid = cand >= 0  # -1: the probed lists held fewer than n_cand vectors
+        flat = cand.reshape(-1)
+        if valid.all():
+            vectors = self._index.reconstruct_batch(flat)
+        else:
+            vectors = np.zeros((flat.size, self._dimension), dtype=np.float32)
+            vectors[valid.reshape(-1)] = self._index.reconstruct_batch(flat[valid.reshape(-1)])
+        sims = np.matmul(vectors.reshape(q.shape[0], n_cand, self._dimension), q[:, :, None])[:, :, 0]
+        sims[~valid] = -np.inf
+        order = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        return np.take_along_axis(sims, order, axis=1), np.take_along_axis(cand, order, axis=1)
 
     def ids(self) -> np.ndarray:
         with self._rw.read():
@@ -512,8 +620,9 @@ class FaissVectorIndex:
     def save(self) -> None:
         """Atomically replace the snapshot: temp file, fsync, rename, fsync the directory.
 
-        Index and sidecar are renamed one after the other; a crash between the two leaves a pair whose
-        checksum disagrees, which ``load`` reports as corrupt, so the caller rebuilds — never a silent mix.
+        Index, fast-scan part (if any) and sidecar are renamed one after the other, the sidecar last; a
+        crash in between leaves a sidecar whose checksums disagree with the new files, which ``load``
+        reports as corrupt, so the caller rebuilds — never a silent mix.
         """
         if self._path is None:
             raise RuntimeError("this index has no path to save to")
@@ -534,6 +643,10 @@ class FaissVectorIndex:
         fsync_file(tmp)
         # SHA-256 as well, so that a build from before the XXH3 change still accepts this snapshot.
         size, digests = file_digests(tmp, (FAST_DIGEST, "sha256"))
+        # Saved rather than rebuilt at load: building it means encoding every vector again (~17 s of
+        # CPU at 1M on this machine), against ~58 MB more to write and hash per snapshot.
+        fast_path = _fast_scan_path(path)
+        fast_entry = None if self._fast is None else _write_fast_scan(self._fast, _tmp_path(fast_path))
         meta = {
             "format_version": SIDECAR_FORMAT,
             "index_type": self._index_type,
@@ -549,13 +662,21 @@ class FaissVectorIndex:
             "faiss_version": faiss.__version__,
             "saved_at": time.time(),
         }
+        if fast_entry is not None:
+            meta["fast_scan"] = fast_entry
         with open(sidecar_tmp, "w", encoding="utf-8") as fh:
             json.dump(meta, fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+        if fast_entry is not None:
+            os.replace(_tmp_path(fast_path), fast_path)
         os.replace(sidecar_tmp, sidecar)
         fsync_dir(path.parent)
+        if fast_entry is None:
+            # The sidecar no longer names it (option turned off): nothing would ever read it again.
+            with contextlib.suppress(FileNotFoundError):
+                fast_path.unlink()
         log.debug(
             "index snapshot saved path=%s live=%d bytes=%d seconds=%.3f",
             path,
@@ -571,6 +692,7 @@ class FaissVectorIndex:
                 return
             self._closed = True
             self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(self._dimension))
+            self._fast = None
             self._tombstones = set()
             self._alive_sel = None
             self._regrow_log = None  # a running regrow sees the index closed and drops its work
@@ -638,15 +760,19 @@ class FaissVectorIndex:
         vectors = np.concatenate([old_vectors, new_vectors])
         ivf = self._untrained_ivf(ids.shape[0])
         sample = _training_sample(ids.shape[0], ivf.nlist)
-        ivf.train(np.ascontiguousarray(vectors if sample is None else vectors[sample]))
-        ivf.add_with_ids(vectors, ids)
+        training = np.ascontiguousarray(vectors if sample is None else vectors[sample])
+        ivf.train(training)
+        fast = self._trained_fast_scan(ivf, training) if self._options.ivf_fast_scan else None
+        _ivf_add(ivf, fast, vectors, ids)
         with self._rw.write():
             self._index = ivf
+            self._fast = fast
             self._kind = "ivf"
         log.info(
-            "ivf-sq8 index trained vectors=%d nlist=%d seconds=%.2f",
+            "ivf-sq8 index trained vectors=%d nlist=%d fast_scan=%s seconds=%.2f",
             ids.shape[0],
             ivf.nlist,
+            fast is not None,
             time.monotonic() - started,
         )
 
@@ -662,6 +788,44 @@ class FaissVectorIndex:
         ivf.set_direct_map_type(_faiss.DirectMap.Hashtable)
         ivf.nprobe = self._options.ivf_nprobe
         return ivf
+
+    def _trained_fast_scan(self, sq8: Any, training: np.ndarray) -> Any:
+        """An empty fast-scan IVF beside the trained ``sq8``, its PQ trained on ``training``.
+
+        Over a copy of ``sq8``'s coarse quantizer (each IVF owns and saves its own; a shared C++ object
+        would save 1.5 MB at 957 lists and complicate ownership): same centroids, so a vector goes to the
+        same list in both and a query probes the same lists, and FAISS skips the k-means (the quantizer
+        is trained and holds ``nlist`` centroids). No direct map: FAISS 1.15 cannot remove through a
+        hashtable from fast-scan's block lists, and nothing is reconstructed from this part.
+        """
+        d = self._dimension
+        fast = faiss.IndexIVFPQFastScan(
+            faiss.clone_index(sq8.quantizer),
+            d,
+            int(sq8.nlist),
+            _fast_scan_m(d),
+            _FAST_SCAN_NBITS,
+            faiss.METRIC_INNER_PRODUCT,
+        )
+        fast.train(training)
+        fast.nprobe = self._options.ivf_nprobe
+        return fast
+
+    def _fast_scan_from(self, sq8: Any) -> Any:
+        """A fast-scan part for a trained ``sq8`` that has none (a snapshot saved without it), from its
+        decoded vectors: PQ trained on a sample chosen as for the lists, then every vector added.
+
+        A decoded vector near a list boundary may land in the neighbouring list (FAISS cannot add to
+        fast-scan lists chosen in advance): a candidate found a little less often, never a wrong id.
+        """
+        ids = _ivf_ids(sq8)
+        sample = _training_sample(ids.shape[0], int(sq8.nlist))
+        chosen = ids if sample is None else ids[np.sort(sample)]
+        fast = self._trained_fast_scan(sq8, sq8.reconstruct_batch(chosen))
+        for begin in range(0, ids.shape[0], _REGROW_CHUNK):
+            part = np.ascontiguousarray(ids[begin : begin + _REGROW_CHUNK])
+            fast.add_with_ids(sq8.reconstruct_batch(part), part)
+        return fast
 
     # ------------------------------------------------------------------ regrow
 
@@ -703,6 +867,7 @@ class FaissVectorIndex:
             if training is None:
                 return
             fresh.train(training[1])
+            fresh_fast = self._trained_fast_scan(fresh, training[1]) if self._options.ivf_fast_scan else None
             del training
             for begin in range(0, ids.shape[0], _REGROW_CHUNK):
                 part = ids[begin : begin + _REGROW_CHUNK]
@@ -710,26 +875,29 @@ class FaissVectorIndex:
                 if decoded is None:
                     return
                 kept, vectors = decoded
-                fresh.add_with_ids(vectors, kept)
+                _ivf_add(fresh, fresh_fast, vectors, kept)
             with self._mutate:
                 if self._closed or self._regrow_log is None:
                     return
                 # Every write since the ids were listed, in order: adds of new ids, removals of any.
                 for op, op_ids, op_vectors in self._regrow_log:
                     if op == "add":
-                        fresh.add_with_ids(op_vectors, op_ids)
-                    else:
-                        _ivf_remove(fresh, op_ids)
+                        assert op_vectors is not None
+                        _ivf_add(fresh, fresh_fast, op_vectors, op_ids)
+                    elif _ivf_remove(fresh, op_ids) and fresh_fast is not None:
+                        _fast_scan_remove(fresh_fast, op_ids)
                 with self._rw.write():
                     self._index = fresh
+                    self._fast = fresh_fast
                 self._regrow_log = None
                 if self._path is not None:
                     self._save_locked()
             log.info(
-                "ivf-sq8 index regrown vectors=%d nlist=%d->%d seconds=%.2f",
+                "ivf-sq8 index regrown vectors=%d nlist=%d->%d fast_scan=%s seconds=%.2f",
                 int(fresh.ntotal),
                 old_nlist,
                 int(fresh.nlist),
+                fresh_fast is not None,
                 time.monotonic() - started,
             )
         except Exception:
@@ -760,13 +928,128 @@ class FaissVectorIndex:
         return ids, vectors
 
 
-def _add_fast_digest(sidecar: Path, meta: dict[str, Any], digest: str) -> None:
-    """Upgrade a verified SHA-256-only sidecar so that later starts check the fast digest. Atomic, and
-    only an optimisation: on failure (a read-only data dir) the SHA-256 keeps being checked."""
+def _update_sidecar(sidecar: Path, meta: dict[str, Any], update: dict[str, Any]) -> None:
+    """Add to a verified sidecar what load computed: the fast digest of a SHA-256-only sidecar, a
+    fast-scan part built from the SQ8 codes. Atomic, and only an optimisation: on failure (a read-only
+    data dir) the SHA-256 keeps being checked and the fast-scan part is built again at the next start."""
     try:
-        atomic_write_text(sidecar, json.dumps({**meta, FAST_DIGEST: digest}))
+        atomic_write_text(sidecar, json.dumps({**meta, **update}))
     except OSError as err:
-        log.warning("could not add %s to index sidecar path=%s error=%s", FAST_DIGEST, sidecar, err)
+        log.warning("could not update index sidecar path=%s keys=%s error=%s", sidecar, sorted(update), err)
+
+
+def _downcast_owned(raw: Any) -> Any:
+    """``faiss.downcast_index`` of a freshly read index, owning it."""
+    index: Any = faiss.downcast_index(raw)
+    # downcast_index returns a second, non-owning proxy: hand ownership over, or the C++ index would be
+    # freed with ``raw`` while ``index`` still points at it.
+    if index is not raw and raw.thisown:
+        raw.thisown = False
+        index.thisown = True
+    return index
+
+
+def _fast_scan_m(d: int) -> int:
+    """PQ sub-quantizers: one per ``_FAST_SCAN_DIMS_PER_CODE`` dimensions (96 at 384-d), or else the
+    largest divisor of ``d`` below that (PQ splits the vector into equal parts); 1 below 4 dimensions."""
+    most = max(1, d // _FAST_SCAN_DIMS_PER_CODE)
+    return max(m for m in range(1, most + 1) if d % m == 0)
+
+
+def _ivf_add(sq8: Any, fast: Any, vectors: np.ndarray, ids: np.ndarray) -> None:
+    """Add to an SQ8 IVF and to its fast-scan part (if any). Should the second add fail, the ids are
+    taken out of both: the storage facade repairs a failed write from ``ids()``, which reads SQ8."""
+    sq8.add_with_ids(vectors, ids)
+    if fast is None:
+        return
+    try:
+        fast.add_with_ids(vectors, ids)
+    except BaseException:
+        _ivf_remove(sq8, ids)
+        _fast_scan_remove(fast, ids)
+        raise
+
+
+def _fast_scan_remove(fast: Any, ids: np.ndarray) -> int:
+    """``remove_ids`` on a fast-scan IVF, leaving its lists fit for later adds.
+
+    FAISS 1.15 fills each hole by moving the list's last code into it but leaves the moved codes in the
+    freed slots of the last block, while ``add_with_ids`` ORs new 4-bit codes into a block assuming
+    free slots hold zeros: a vector added after a removal got a garbled code (found 0.2 of the time
+    instead of always). The freed slots are zeroed here through the lists' code packer, whose
+    ``pack_1`` masks what it writes.
+    """
+    invlists = _faiss.downcast_InvertedLists(fast.invlists)  # BlockInvertedLists
+    sizes = [invlists.list_size(i) for i in range(fast.nlist)]
+    # Without a direct map FAISS scans every list's ids; IDSelectorBatch tests each with a bloom filter
+    # and a hash set (IDSelectorArray would search the ids linearly for each).
+    removed = int(fast.remove_ids(faiss.IDSelectorBatch(ids.size, faiss.swig_ptr(ids))))
+    if removed:
+        packer = invlists.packer
+        zero = np.zeros(packer.code_size, dtype=np.uint8)
+        for list_no, before in enumerate(sizes):
+            after = invlists.list_size(list_no)
+            # Slots in blocks the list gave up are gone; new blocks are allocated zeroed.
+            kept_slots = -(-after // packer.nvec) * packer.nvec
+            for slot in range(after, min(before, kept_slots)):
+                packer.pack_1_c(faiss.swig_ptr(zero), slot, invlists.get_codes(list_no))
+    return removed
+
+
+def _fast_scan_path(path: Path) -> Path:
+    return path.with_name(path.name + FAST_SCAN_SUFFIX)
+
+
+def _write_fast_scan(fast: Any, tmp: Path) -> dict[str, Any]:
+    """Write the fast-scan part to ``tmp`` (fsynced); returns its sidecar entry."""
+    faiss.write_index(fast, str(tmp))
+    fsync_file(tmp)
+    size, digests = file_digests(tmp, (FAST_DIGEST,))
+    return {"ntotal": int(fast.ntotal), "size": size, FAST_DIGEST: digests[FAST_DIGEST]}
+
+
+def _read_fast_scan(path: Path, entry: Any, sq8: Any, nprobe: int) -> Any:
+    """The verified fast-scan part of the snapshot at ``path``, for its loaded SQ8 IVF.
+
+    Anything that does not check out raises ``CorruptIndexError``, as for the SQ8 file, so the caller
+    rebuilds from the store. That includes a part whose ntotal, lists or centroids disagree with the SQ8
+    part though both digests verify: both are written under one lock from one state, so a disagreement
+    means a snapshot no code path should write, and the store is the one source trusted then.
+    """
+    fast_path = _fast_scan_path(path)
+    try:
+        expected_size = int(entry["size"])
+        expected_digest = str(entry[FAST_DIGEST])
+        expected_ntotal = int(entry["ntotal"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CorruptIndexError(f"unreadable fast-scan entry in the sidecar of {path}: {err!r}") from err
+    if not fast_path.exists():
+        raise CorruptIndexError(f"{fast_path} is missing (the sidecar lists a fast-scan part)")
+    # The size first, then the checksum, both before FAISS parses anything (as for the SQ8 file).
+    size, digests = fast_path.stat().st_size, dict[str, str]()
+    if size == expected_size:
+        size, digests = file_digests(fast_path, (FAST_DIGEST,))
+    if size != expected_size or digests.get(FAST_DIGEST) != expected_digest:
+        raise CorruptIndexError(
+            f"{fast_path} does not match its sidecar (size {size} vs {expected_size}): torn or partial write"
+        )
+    try:
+        fast = _downcast_owned(faiss.read_index(str(fast_path)))
+    except RuntimeError as err:
+        raise CorruptIndexError(f"FAISS cannot read {fast_path}: {err}") from err
+    if not isinstance(fast, faiss.IndexIVFPQFastScan) or fast.metric_type != faiss.METRIC_INNER_PRODUCT:
+        raise CorruptIndexError(f"{fast_path} holds {type(fast).__name__}, not an inner-product fast scan")
+    if fast.d != sq8.d or fast.nlist != sq8.nlist or not fast.ntotal == expected_ntotal == sq8.ntotal:
+        raise CorruptIndexError(
+            f"{fast_path} has d={fast.d}, nlist={fast.nlist}, ntotal={fast.ntotal}; the SQ8 part has "
+            f"d={sq8.d}, nlist={sq8.nlist}, ntotal={sq8.ntotal}, the sidecar ntotal={expected_ntotal}"
+        )
+    if not np.array_equal(
+        fast.quantizer.reconstruct_n(0, fast.nlist), sq8.quantizer.reconstruct_n(0, sq8.nlist)
+    ):
+        raise CorruptIndexError(f"{fast_path} has other coarse centroids than its SQ8 part")
+    fast.nprobe = nprobe
+    return fast
 
 
 def _kind_of(index: Any) -> str | None:
