@@ -87,7 +87,11 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         vector_backend=settings.vector_backend,
         milvus=milvus,
         store_url=settings.store_url,
-        index_options=IndexOptions(ivf_nprobe=settings.ivf_nprobe, ivf_regrow=settings.ivf_regrow),
+        index_options=IndexOptions(
+            ivf_nprobe=settings.ivf_nprobe,
+            ivf_regrow=settings.ivf_regrow,
+            ivf_fast_scan=settings.ivf_fast_scan,
+        ),
     )
     calibration = load_calibration()
     workers = default_match_workers() if settings.match_workers == -1 else settings.match_workers

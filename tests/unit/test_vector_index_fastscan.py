@@ -18,6 +18,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from rewrite_detector_models.embedder import HashingEmbedder
+from rewrite_detector_server.app import build_detector
+from rewrite_detector_server.config import ConfigError, Settings, check_retrieval_settings
 from rewrite_detector_server.storage import (
     CorruptIndexError,
     FaissVectorIndex,
@@ -455,10 +458,50 @@ def test_storage_rebuilds_from_the_store_when_the_fast_scan_part_is_damaged(
         assert s.search(vectors[8:9], 1)[0][0][1:] == ("a002", 0)
 
 
-# ------------------------------------------------------------------------------------- options
+# ------------------------------------------------------------------------------------- settings
 
 
 def test_index_options_want_a_bool() -> None:
     with pytest.raises(ValueError, match="ivf_fast_scan"):
         IndexOptions(ivf_fast_scan="false")  # type: ignore[arg-type]
     assert IndexOptions().ivf_fast_scan is False  # off by default
+
+
+def test_fast_scan_setting_comes_from_the_environment() -> None:
+    assert Settings.from_env({}).ivf_fast_scan is False
+    assert Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "on"}).ivf_fast_scan is True
+    assert Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "0"}).ivf_fast_scan is False
+    with pytest.raises(ValueError, match="REWRITE_DETECTOR_IVF_FAST_SCAN"):
+        Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "maybe"})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "complaint"),
+    [
+        ({"index_type": "flat"}, "'flat'"),
+        ({"index_type": "hnsw"}, "'hnsw'"),
+        ({"vector_backend": "milvus"}, "'milvus'"),
+    ],
+)
+def test_fast_scan_without_a_faiss_ivf_sq8_index_is_refused(
+    overrides: dict[str, str], complaint: str
+) -> None:
+    settings = Settings(**{"index_type": "ivf-sq8", "ivf_fast_scan": True, **overrides})  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="REWRITE_DETECTOR_IVF_FAST_SCAN") as refused:
+        check_retrieval_settings(settings)
+    assert complaint in str(refused.value)
+    check_retrieval_settings(Settings(**{**overrides}))  # type: ignore[arg-type]  # off: no complaint
+
+
+def test_fast_scan_setting_reaches_the_index(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {"REWRITE_DETECTOR_IVF_FAST_SCAN": "1"},
+        data_dir=tmp_path / "data",
+        index_type="ivf-sq8",
+        match_workers=0,
+    )
+    detector = build_detector(settings, HashingEmbedder())
+    try:
+        assert detector.storage.index._options.ivf_fast_scan is True  # type: ignore[attr-defined]
+    finally:
+        detector.close()
