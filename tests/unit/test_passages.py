@@ -326,7 +326,7 @@ SPLIT_SUBMITTED = (
 
 
 def test_a_source_sentence_split_in_two_is_found_through_its_merged_halves() -> None:
-    assert _passages(SPLIT_SUBMITTED, SPLIT_SOURCE, PassageParams(merge_reach=0)) == []
+    assert _passages(SPLIT_SUBMITTED, SPLIT_SOURCE, PassageParams(merge_reach=0, lone_min_chars=0)) == []
     (passage,) = _passages(SPLIT_SUBMITTED, SPLIT_SOURCE)
     submitted = SPLIT_SUBMITTED[slice(*passage.submitted_span)]
     assert submitted.startswith("Repairs are expected")
@@ -336,7 +336,7 @@ def test_a_source_sentence_split_in_two_is_found_through_its_merged_halves() -> 
 
 def test_a_passage_too_short_to_report_is_kept_apart_as_context() -> None:
     # Without merged seeds the split sentence's first half is all that matches: 143 characters.
-    params = PassageParams(merge_reach=0)
+    params = PassageParams(merge_reach=0, lone_min_chars=0)
     submitted, source = segment(SPLIT_SUBMITTED).content_paragraphs, segment(SPLIT_SOURCE).content_paragraphs
 
     reportable, short = find_passages_and_short(SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, params)
@@ -348,6 +348,37 @@ def test_a_passage_too_short_to_report_is_kept_apart_as_context() -> None:
     assert find_passages_and_short(
         SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, dataclasses.replace(params, short_min_chars=150)
     ) == ([], [])
+
+
+FILLER_WORDS = ("cheese", "flower", "pottery", "honey", "bicycle", "toy")
+
+
+def test_a_short_passage_is_reported_when_it_is_all_the_pair_shares() -> None:
+    params = PassageParams(merge_reach=0)  # only the split sentence's first half matches: 143 characters
+    submitted, source = segment(SPLIT_SUBMITTED).content_paragraphs, segment(SPLIT_SOURCE).content_paragraphs
+
+    (lone,) = find_passages_and_short(SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, params)[0]
+    assert SPLIT_SUBMITTED[slice(*lone.submitted_span)].startswith("Repairs are expected")
+    assert span_length(lone.submitted_span) < params.min_chars <= 150
+    stricter = dataclasses.replace(params, lone_min_cosine=lone.cosine + 0.01)
+    assert find_passages_and_short(SPLIT_SUBMITTED, submitted, SPLIT_SOURCE, source, stricter)[0] == []
+
+    # Beside a reportable passage the same short one stays context.
+    filler = " ".join(
+        f"Item {k}: the {word} stall at the market sold out before noon."
+        for k, word in enumerate(FILLER_WORDS)
+    )
+    with_copy = f"{COPIED}\n\n{filler}\n\n{SPLIT_SUBMITTED}"
+    copy_source = f"{COPIED}\n\n{SPLIT_SOURCE}"
+    reportable, short = find_passages_and_short(
+        with_copy,
+        segment(with_copy).content_paragraphs,
+        copy_source,
+        segment(copy_source).content_paragraphs,
+        params,
+    )
+    assert [with_copy[slice(*p.submitted_span)] for p in reportable] == [COPIED]
+    assert [with_copy[slice(*p.submitted_span)][:20] for p in short] == ["Repairs are expected"]
 
 
 def test_merged_seeds_leave_a_verbatim_copy_one_to_one() -> None:
