@@ -400,6 +400,10 @@ def serve_against_baseline(args: argparse.Namespace, results: dict[str, Any]) ->
     data_dir = args.serve_data_dir
     log = args.work_dir / "server-ab.log"
     this_tree = tree_env(args.tree.resolve()) if args.tree else None
+    if args.this_env:
+        # One setting switched for this tree's server only: with --baseline-tree at the same commit,
+        # an A/B of a configuration rather than of code.
+        this_tree = {**(this_tree or {}), **dict(spec.split("=", 1) for spec in args.this_env)}
     variants = {"this tree": this_tree}
     if args.baseline_tree:
         variants = {"baseline": tree_env(args.baseline_tree.resolve()), "this tree": this_tree}
@@ -466,6 +470,14 @@ def main() -> int:
         help="with --serve-data-dir: measure this source tree's server instead of this checkout's",
     )
     parser.add_argument("--alternations", type=int, default=3, help="with --serve-data-dir")
+    parser.add_argument(
+        "--this-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --serve-data-dir: environment for this tree's server only (repeatable), e.g. "
+        "REWRITE_DETECTOR_IVF_FAST_SCAN=1",
+    )
     parser.add_argument(
         "--baseline-data-dir",
         type=Path,
