@@ -61,7 +61,7 @@ from rewrite_detector_models.embedder import DEFAULT_EMBED_BACKEND, DEFAULT_MODE
 from rewrite_detector_server.core.types import ArticleInput, Paragraph
 from rewrite_detector_server.storage import Storage
 from rewrite_detector_server.storage.facade import INDEX_FILE, STORE_FILE
-from rewrite_detector_server.storage.vector_index import INDEX_TYPES
+from rewrite_detector_server.storage.vector_index import FAST_SCAN_SUFFIX, INDEX_TYPES
 
 DIMENSION = 384
 PARAGRAPHS_PER_ARTICLE = 20
@@ -159,21 +159,27 @@ def build_index(data_dir: Path, index_type: str) -> dict[str, Any]:
 _MEMORY_PROBE = """
 import json, sys
 from pathlib import Path
-from rewrite_detector_server.storage.vector_index import FaissVectorIndex
+from rewrite_detector_server.storage.vector_index import FaissVectorIndex, IndexOptions
 def rss():
     for line in open("/proc/self/status"):
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
 before = rss()
-index = FaissVectorIndex.load(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3])
-print(json.dumps({"rss_bytes": rss() - before, "ntotal": index.ntotal, "kind": index.kind}))
+options = IndexOptions(ivf_fast_scan=sys.argv[4] == "1")
+index = FaissVectorIndex.load(Path(sys.argv[1]), int(sys.argv[2]), sys.argv[3], options=options)
+print(json.dumps({"rss_bytes": rss() - before, "ntotal": index.ntotal, "kind": index.kind,
+                  "fast_scan": index.fast_scan}))
 """
 
 
 def index_memory(data_dir: Path, index_type: str) -> dict[str, Any]:
+    """The snapshot loaded as the server loads it (with the service's default ``IVF_FAST_SCAN``)."""
+    from rewrite_detector_server.config import Settings
+
     path = data_dir / INDEX_FILE
+    fast_scan = "1" if Settings().ivf_fast_scan else "0"
     done = subprocess.run(
-        [sys.executable, "-c", _MEMORY_PROBE, str(path), str(DIMENSION), index_type],
+        [sys.executable, "-c", _MEMORY_PROBE, str(path), str(DIMENSION), index_type, fast_scan],
         capture_output=True,
         text=True,
         check=True,
@@ -181,9 +187,11 @@ def index_memory(data_dir: Path, index_type: str) -> dict[str, Any]:
     )
     probe = json.loads(done.stdout.strip().splitlines()[-1])
     n = max(1, probe["ntotal"])
+    files = [path, path.with_name(path.name + FAST_SCAN_SUFFIX)] if probe["fast_scan"] else [path]
     return {
         "kind": probe["kind"],
-        "file_bytes_per_paragraph": round(path.stat().st_size / n, 1),
+        "fast_scan": probe["fast_scan"],
+        "file_bytes_per_paragraph": round(sum(f.stat().st_size for f in files) / n, 1),
         "rss_bytes_per_paragraph": round(probe["rss_bytes"] / n, 1),
         "rss_kb_per_paragraph": round(probe["rss_bytes"] / n / 1024, 3),
     }

@@ -20,7 +20,8 @@ import pytest
 
 from rewrite_detector_models.embedder import HashingEmbedder
 from rewrite_detector_server.app import build_detector
-from rewrite_detector_server.config import ConfigError, Settings, check_retrieval_settings
+from rewrite_detector_server.config import Settings, check_retrieval_settings
+from rewrite_detector_server.core.types import ArticleInput
 from rewrite_detector_server.storage import (
     CorruptIndexError,
     FaissVectorIndex,
@@ -468,29 +469,24 @@ def test_index_options_want_a_bool() -> None:
 
 
 def test_fast_scan_setting_comes_from_the_environment() -> None:
-    assert Settings.from_env({}).ivf_fast_scan is False
+    assert Settings.from_env({}).ivf_fast_scan is True  # the service's default (IndexOptions': off)
     assert Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "on"}).ivf_fast_scan is True
     assert Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "0"}).ivf_fast_scan is False
     with pytest.raises(ValueError, match="REWRITE_DETECTOR_IVF_FAST_SCAN"):
         Settings.from_env({"REWRITE_DETECTOR_IVF_FAST_SCAN": "maybe"})
 
 
-@pytest.mark.parametrize(
-    ("overrides", "complaint"),
-    [
-        ({"index_type": "flat"}, "'flat'"),
-        ({"index_type": "hnsw"}, "'hnsw'"),
-        ({"vector_backend": "milvus"}, "'milvus'"),
-    ],
-)
-def test_fast_scan_without_a_faiss_ivf_sq8_index_is_refused(
-    overrides: dict[str, str], complaint: str
-) -> None:
-    settings = Settings(**{"index_type": "ivf-sq8", "ivf_fast_scan": True, **overrides})  # type: ignore[arg-type]
-    with pytest.raises(ConfigError, match="REWRITE_DETECTOR_IVF_FAST_SCAN") as refused:
-        check_retrieval_settings(settings)
-    assert complaint in str(refused.value)
-    check_retrieval_settings(Settings(**{**overrides}))  # type: ignore[arg-type]  # off: no complaint
+@pytest.mark.parametrize("index_type", ["flat", "hnsw"])
+def test_fast_scan_is_ignored_by_the_other_index_types(tmp_path: Path, index_type: str) -> None:
+    settings = Settings(data_dir=tmp_path / "data", index_type=index_type, match_workers=0)
+    check_retrieval_settings(settings)
+    detector = build_detector(settings, HashingEmbedder())
+    try:
+        text = "One paragraph about the harbour.\n\nAnother about the weir."
+        detector.index(ArticleInput(id="a", text=text))
+        assert detector.storage.index.fast_scan is False  # type: ignore[attr-defined]
+    finally:
+        detector.close()
 
 
 def test_fast_scan_setting_reaches_the_index(tmp_path: Path) -> None:
