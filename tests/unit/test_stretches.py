@@ -23,6 +23,21 @@ def test_a_gap_too_wide_on_either_side_splits() -> None:
     assert len(reused_stretches([((0, 100), (0, 100)), ((200, 300), (200, 300))], 100)) == 1
 
 
+def test_a_source_skipping_ahead_joins_only_behind_a_contiguous_submitted_side() -> None:
+    # Back to back in the submitted text, 400 characters apart in the source: one reuse with a hole.
+    skipped = [((0, 300), (1000, 1300)), ((301, 600), (1700, 2000))]
+    assert reused_stretches(skipped, 100) == tuple(ReusedStretch(s, r, 1) for s, r in skipped)
+    assert reused_stretches(skipped, 100, 400) == (ReusedStretch((0, 600), (1000, 2000), 2),)
+    assert len(reused_stretches(skipped, 100, 399)) == 2
+    # Skipping backwards, or a submitted gap past max_gap, still splits.
+    backwards = [((0, 300), (1700, 2000)), ((301, 600), (1000, 1300))]
+    apart = [((0, 300), (1000, 1300)), ((450, 600), (1700, 2000))]
+    for pairs in (backwards, apart):
+        assert len(reused_stretches(pairs, 100, 1000)) == 2
+    with pytest.raises(ValueError, match="non-negative"):
+        reused_stretches(skipped, 100, -1)
+
+
 def test_source_order_may_step_back_within_the_gap_and_overlaps_count_as_touching() -> None:
     swapped = [((0, 100), (150, 250)), ((120, 200), (0, 140))]
     assert reused_stretches(swapped, 20) == (ReusedStretch((0, 200), (0, 250), 2),)

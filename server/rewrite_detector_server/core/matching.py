@@ -145,7 +145,9 @@ def build_match(job: MatchJob) -> SourceMatchResult:
         scores=scores,
         pairs=pairs,
         source_is_newer=is_newer(info.published_at, job.submitted_published_at),
-        stretches=reused_stretches(counted, params.stretches.max_gap_chars),
+        stretches=reused_stretches(
+            counted, params.stretches.max_gap_chars, params.stretches.source_skip_chars
+        ),
     )
 
 
