@@ -772,7 +772,9 @@ class SourceMatch(_message.Message):
     @_builtins.property
     def stretches(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReusedStretch]:
         """The reuse as stretches: the non-WEAK pairs, consecutive ones no more than 100 characters apart on
-        both sides merged into one (a passage copied across three paragraphs is one stretch of three pairs).
+        both sides merged into one (a passage copied across three paragraphs is one stretch of three pairs),
+        and so are pairs no more than 100 apart in the submitted text whose source skips ahead by at most
+        1000 characters (a sentence the rewrite left out).
         """
 
     def __init__(
