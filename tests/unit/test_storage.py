@@ -212,26 +212,6 @@ def test_ivf_sq8_trains_once_enough_vectors(tmp_path: Path, rng: np.random.Gener
     np.testing.assert_array_equal(loaded.search(base[20:30], 5)[1], index.search(base[20:30], 5)[1])
 
 
-@pytest.fixture
-def held_regrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Stops a background IVF regrow right after it starts (before it decodes anything) until released,
-    so a test can write while it runs. Yields (started, release)."""
-    from rewrite_detector_server.storage import vector_index
-
-    started, release = threading.Event(), threading.Event()
-    real = vector_index._training_sample
-
-    def holding(n: int, nlist: int) -> np.ndarray | None:
-        if threading.current_thread().name == "ivf-regrow":
-            started.set()
-            assert release.wait(30)
-        return real(n, nlist)
-
-    monkeypatch.setattr(vector_index, "_training_sample", holding)
-    yield started, release
-    release.set()
-
-
 def test_ivf_regrows_its_lists_and_keeps_the_writes_made_meanwhile(
     tmp_path: Path, rng: np.random.Generator, held_regrow: tuple[threading.Event, threading.Event]
 ) -> None:

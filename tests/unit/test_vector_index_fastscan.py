@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -255,23 +254,6 @@ def test_concurrent_searches_during_writes(
 
 
 # ------------------------------------------------------------------------------------- regrow
-
-
-@pytest.fixture
-def held_regrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[threading.Event, threading.Event]]:
-    """Stops a background IVF regrow right after it starts until released (as in test_storage.py)."""
-    started, release = threading.Event(), threading.Event()
-    real = vector_index._training_sample
-
-    def holding(n: int, nlist: int) -> np.ndarray | None:
-        if threading.current_thread().name == "ivf-regrow":
-            started.set()
-            assert release.wait(30)
-        return real(n, nlist)
-
-    monkeypatch.setattr(vector_index, "_training_sample", holding)
-    yield started, release
-    release.set()
 
 
 def test_regrow_rebuilds_both_parts_and_replays_the_writes_on_both(
