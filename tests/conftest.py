@@ -269,3 +269,25 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_url(postgres_server: PostgresServer) -> str:
     """URL of a fresh, empty database on the session's PostgreSQL."""
     return postgres_server.new_database()
+
+
+@pytest.fixture
+def held_regrow(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Any, Any]]:
+    """Stops a background IVF regrow right after it starts (before it decodes anything) until released,
+    so a test can write while it runs. Yields (started, release) events."""
+    import threading
+
+    from rewrite_detector_server.storage import vector_index
+
+    started, release = threading.Event(), threading.Event()
+    real = vector_index._training_sample
+
+    def holding(n: int, nlist: int) -> Any:
+        if threading.current_thread().name == "ivf-regrow":
+            started.set()
+            assert release.wait(30)
+        return real(n, nlist)
+
+    monkeypatch.setattr(vector_index, "_training_sample", holding)
+    yield started, release
+    release.set()
