@@ -25,23 +25,25 @@ Index types (``index_type``):
   ``nprobe`` (bench/RESULTS.md, "IVF lists that follow the corpus"), which has not been measured on a
   million real paragraphs.
 
-  With ``ivf_fast_scan`` (off by default) a trained "ivf-sq8" index keeps a second IVF beside the SQ8
-  one: an ``IndexIVFPQFastScan`` (4-bit PQ, one sub-quantizer per 4 dimensions: ``PQ96x4fs`` at 384-d)
-  over a copy of the same coarse centroids, trained on the same sample and holding the same ids. A
-  search scans the fast-scan lists (same ``nprobe``) for ``4 * k`` candidates and re-ranks them by inner
-  product with their SQ8-decoded vectors (``reconstruct_batch`` through the SQ8 hashtable direct map),
-  so scores and ids are SQ8's and the SQ8 lists are never scanned. ``bench/bench_fast_scan.py`` (200k
-  vectors in lists of ~1 045 as at 1M, nprobe 8, one thread, same process): a Check's 18 queries cost
-  3.9-4.9 ms of CPU instead of 11.6-13.8 (x0.34-0.36), ~3 ms of it the re-rank (FAISS decodes one
-  candidate at a time, ~4 us each; an SQ8 search restricted to the candidates by an ``IDSelector`` is
-  no cheaper, and Python-side ``sa_decode`` of gathered codes is 5x dearer). Recall of the top 10: on
-  real embeddings the scratch runs of bench/RESULTS.md ("Stop 16") kept 0.925 against SQ8's 0.932; on
-  synthetic clustered vectors the bench keeps 0.74 against 0.97 (8 candidates a neighbour: 0.89, for
-  6.8 ms), so the A/B on real data decides. Memory: +58 bytes a vector (48 of codes, 8 of id, block
-  padding), 468 instead of 410 in the snapshot. Costs: every write goes to both IVFs, a ``remove`` scans
-  every fast-scan list (FAISS cannot remove through a direct map from fast-scan's block lists: 1.5 ms a
-  call at 200k; at 1M ~7 ms measured for FAISS's scan plus ~2.5 ms reading list sizes around it, against
-  0.03-0.1 ms for SQ8 alone), and the snapshot has a second file.
+  With ``ivf_fast_scan`` (off in ``IndexOptions``, on in the service's settings) a trained "ivf-sq8" index
+  keeps a second IVF beside the SQ8 one: an ``IndexIVFPQFastScan`` (4-bit PQ, one sub-quantizer per 4
+  dimensions: ``PQ96x4fs`` at 384-d) over a copy of the same coarse centroids, trained on the same sample
+  and holding the same ids. A search scans the fast-scan lists (same ``nprobe``) for ``4 * k`` candidates
+  and re-ranks them by inner product with their SQ8-decoded vectors (``reconstruct_batch`` through the SQ8
+  hashtable direct map), so scores and ids are SQ8's and the SQ8 lists are never scanned.
+  ``bench/bench_fast_scan.py`` (200k vectors in lists of ~1 045 as at 1M, nprobe 8, one thread, same
+  process): a Check's 18 queries cost 3.9-4.9 ms of CPU instead of 11.6-13.8 (x0.34-0.36), ~3 ms of it the
+  re-rank (FAISS decodes one candidate at a time, ~4 us each; an SQ8 search restricted to the candidates
+  by an ``IDSelector`` is no cheaper, and Python-side ``sa_decode`` of gathered codes is 5x dearer).
+  Recall of the top 10: on real embeddings the scratch runs of bench/RESULTS.md ("Stop 16") kept 0.925
+  against SQ8's 0.932; on synthetic clustered vectors the bench keeps 0.74 against 0.97 (8 candidates a
+  neighbour: 0.89, for 6.8 ms), so real data decided: on the PAN embeddings voting recall 0.927 -> 0.921,
+  PAN retrieval at 1M unchanged, served at 1M 8 clients' p50 x0.77 (bench/RESULTS.md, "Stop 17"). Memory:
+  +58 bytes a vector (48 of codes, 8 of id, block padding), 468 instead of 410 in the snapshot. Costs:
+  every write goes to both IVFs, a ``remove`` scans every fast-scan list (FAISS cannot remove through a
+  direct map from fast-scan's block lists: 1.5 ms a call at 200k; at 1M ~7 ms measured for FAISS's scan
+  plus ~2.5 ms reading list sizes around it, against 0.03-0.1 ms for SQ8 alone), and the snapshot has a
+  second file.
 
 Thread safety: FAISS ``search`` on an index nobody mutates is thread-safe (and releases the GIL, as
 does ``reconstruct_batch``); ``add``/``remove`` are not. Searches take the read side of a
@@ -133,7 +135,8 @@ class IndexOptions:
     # at ~2.25x the vectors trained for). 0 (the default) keeps the lists trained at ivf_train_size.
     ivf_regrow: float = 0.0
     # Trained "ivf-sq8" indexes also keep a 4-bit PQ fast-scan IVF and search it first, re-ranking its
-    # candidates with the SQ8 codes (module docstring). Off by default until A/B'd on real data.
+    # candidates with the SQ8 codes (module docstring). Off unless asked; the service asks by default
+    # (config.Settings.ivf_fast_scan, after the A/B at 1M).
     ivf_fast_scan: bool = False
 
     def __post_init__(self) -> None:
