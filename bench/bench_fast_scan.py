@@ -29,12 +29,12 @@ from pathlib import Path
 
 import faiss
 import numpy as np
+from bench_ivf_lists import CHECK_BATCH
+from bench_scale import DIMENSION
 
 from rewrite_detector_server.storage import vector_index
 from rewrite_detector_server.storage.vector_index import FaissVectorIndex, IndexOptions
 
-DIMENSION = 384
-CHECK_BATCH = 18  # paragraphs of a seed article, searched together by one Check
 K = 10
 LISTS_AT_1M = 957  # the 1M data dir's lists (trained at ~57k vectors)
 

@@ -494,6 +494,8 @@ def main() -> int:
         "e.g. a copy whose index the baseline built",
     )
     args = parser.parse_args()
+    if bad := [spec for spec in args.this_env if "=" not in spec]:
+        parser.error(f"--this-env wants KEY=VALUE, got {', '.join(bad)}")
     started = time.monotonic()
     sizes = [int(s) for s in args.sizes.split(",")]
     types = args.types.split(",")

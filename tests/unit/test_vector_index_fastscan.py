@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from test_storage import clustered, unit
 
 from rewrite_detector_models.embedder import HashingEmbedder
 from rewrite_detector_server.app import build_detector
@@ -31,17 +32,6 @@ from rewrite_detector_server.storage import (
 from rewrite_detector_server.storage.facade import INDEX_FILE
 
 D = 64
-
-
-def unit(rng: np.random.Generator, n: int, d: int = D) -> np.ndarray:
-    x = rng.standard_normal((n, d)).astype(np.float32)
-    return x / np.linalg.norm(x, axis=1, keepdims=True)
-
-
-def clustered(rng: np.random.Generator, n: int, d: int = D, centers: int = 50) -> np.ndarray:
-    c = unit(rng, centers, d)
-    x = c[rng.integers(0, centers, n)] + 0.1 * rng.standard_normal((n, d)).astype(np.float32)
-    return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)
 
 
 def near(rng: np.random.Generator, vectors: np.ndarray, noise: float = 0.05) -> np.ndarray:
@@ -85,7 +75,7 @@ def rng() -> np.random.Generator:
 
 @pytest.fixture
 def corpus(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    base = clustered(rng, 3000)
+    base = clustered(rng, 3000, D)
     return np.arange(3000, dtype=np.int64) * 7 + 3, base
 
 
@@ -133,7 +123,7 @@ def test_candidates_covering_the_probed_lists_give_exactly_the_sq8_answer(
     ids, base = corpus
     options = {**FULL, "ivf_nprobe": 1}
     sq8, fast = build(ids, base, **options), build(ids, base, **options, ivf_fast_scan=True)
-    queries = clustered(rng, 20)
+    queries = clustered(rng, 20, D)
     s0, f0 = sq8.search(queries, 100)
     s1, f1 = fast.search(queries, 100)
     assert (f0 == -1).any()  # the lists ran out before 100
@@ -212,11 +202,11 @@ def test_a_failed_fast_scan_add_leaves_neither_part_holding_the_ids(
     index._fast = _FailingAdds(real)
     new_ids = np.arange(5, dtype=np.int64) + 10**6
     with pytest.raises(RuntimeError, match="injected"):
-        index.add(new_ids, unit(rng, 5))
+        index.add(new_ids, unit(rng, 5, D))
     index._fast = real
     assert index.ntotal == ids.size and not np.isin(new_ids, index.ids()).any()
     assert_in_step(index)
-    index.add(new_ids, unit(rng, 5))  # the repair's re-add goes through
+    index.add(new_ids, unit(rng, 5, D))  # the repair's re-add goes through
     assert_in_step(index)
 
 
@@ -263,7 +253,7 @@ def test_regrow_rebuilds_both_parts_and_replays_the_writes_on_both(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     started, release = held_regrow
-    base = clustered(rng, 900)
+    base = clustered(rng, 900, D)
     ids = np.arange(900, dtype=np.int64) + 1000
     path = tmp_path / "ivf.faiss"
     options = IndexOptions(ivf_train_size=400, ivf_nprobe=4, ivf_regrow=1.5, ivf_fast_scan=True)
@@ -418,7 +408,7 @@ def test_storage_rebuilds_from_the_store_when_the_fast_scan_part_is_damaged(
 
     data = tmp_path / "data"
     options = IndexOptions(ivf_train_size=400, ivf_fast_scan=True)
-    vectors = clustered(rng, 600)
+    vectors = clustered(rng, 600, D)
 
     def open_storage() -> Storage:
         return Storage.open(data, model_name="m", dimension=D, index_type="ivf-sq8", index_options=options)
