@@ -102,7 +102,7 @@ def build_detector(settings: Settings, embedder: Embedder | None = None) -> Dete
         verdict=VerdictParams(**calibration.get("verdict", {})),
         passages=PassageParams(**calibration.get("passages", {})),
         limits=DetectorLimits(max_text_bytes=settings.max_text_bytes),
-        index_type=settings.index_type,
+        index_type=storage.index_type,
         retrieval=RetrievalParams(lexical=LexicalParams(min_shared=settings.lexical_min_shared)),
         match_runner=ProcessMatchRunner(workers) if workers > 0 else None,
     )

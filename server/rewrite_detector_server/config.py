@@ -30,7 +30,8 @@ class Settings:
     data_dir: Path = field(default_factory=lambda: Path("./data"))
     # "default" = the bundled all-MiniLM-L6-v2; otherwise a local sentence-transformers directory.
     model: str = "default"
-    index_type: str = "flat"
+    # Empty = the type the data dir records (flat for a new one); another type rebuilds the index in it.
+    index_type: str = ""
     max_text_bytes: int = 2 * 1024 * 1024
     max_workers: int = 16
     # gRPC messages may carry several articles (bulk streams carry one per message).

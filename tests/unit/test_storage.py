@@ -633,6 +633,20 @@ def test_index_type_change_rebuilds(tmp_path: Path, rng: np.random.Generator) ->
         assert search_signature(s, queries, 3) == before  # 40 vectors: HNSW is exact here
 
 
+def test_index_type_defaults_to_the_data_dirs(tmp_path: Path, rng: np.random.Generator) -> None:
+    data = tmp_path / "data"
+    with Storage.open(data, model_name=MODEL, dimension=DIM) as s:
+        assert s.index_type == "flat"  # a new data dir without a configured type
+    with Storage.open(data, model_name=MODEL, dimension=DIM, index_type="hnsw") as s:
+        fill(s, rng, 10)
+    # Reopened without a type (a restart that forgot --index-type): the snapshot loads as it is.
+    with Storage.open(data, model_name=MODEL, dimension=DIM) as s:
+        assert s.last_reconcile.index_status == "loaded" and s.index.kind == "hnsw"
+        assert json.loads((data / MANIFEST_NAME).read_text(encoding="utf-8"))["index_type"] == "hnsw"
+    with pytest.raises(ValueError, match="index_type must be one of"):
+        Storage.open(data, model_name=MODEL, dimension=DIM, index_type="ivf")
+
+
 def test_data_dir_is_locked_while_open(storage: Storage) -> None:
     with pytest.raises(DataDirInUseError, match="in use"):
         Storage.open(storage.data_dir, model_name=MODEL, dimension=DIM)

@@ -69,7 +69,11 @@ def serve(
     ] = None,
     index_type: Annotated[
         str | None,
-        typer.Option("--index-type", help="Vector index type [env REWRITE_DETECTOR_INDEX_TYPE]."),
+        typer.Option(
+            "--index-type",
+            help="Vector index type: flat, hnsw, ivf-sq8; another type than the data dir's rebuilds its "
+            "index [env REWRITE_DETECTOR_INDEX_TYPE; default: the data dir's, flat for a new one].",
+        ),
     ] = None,
     backend: Annotated[
         EmbedBackend | None,

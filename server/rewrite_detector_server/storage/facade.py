@@ -38,7 +38,14 @@ from ..errors import IncompatibleIndexError
 from .manifest import Manifest, check_compatible, read_manifest, write_manifest
 from .store import ArticleStore, StoredArticle, UpsertOutcome
 from .store_base import ArticleStoreBase
-from .vector_index import INDEX_TYPES, FaissVectorIndex, IndexLoadError, IndexOptions, VectorIndex
+from .vector_index import (
+    DEFAULT_INDEX_TYPE,
+    INDEX_TYPES,
+    FaissVectorIndex,
+    IndexLoadError,
+    IndexOptions,
+    VectorIndex,
+)
 
 if TYPE_CHECKING:  # pymilvus is an optional extra, imported only when the milvus backend is chosen
     from .milvus_index import MilvusOptions
@@ -131,7 +138,7 @@ class Storage:
         *,
         model_name: str,
         dimension: int,
-        index_type: str = "flat",
+        index_type: str = "",
         snapshot_every: int = 1000,
         index_options: IndexOptions | None = None,
         vector_backend: str = "faiss",
@@ -148,11 +155,14 @@ class Storage:
         server (``milvus.uri`` ``http(s)://``). Checking the model and reconciling then run under the
         store's reconcile lock, one replica at a time.
 
+        ``index_type``: empty = the type the data dir's manifest records (``flat`` for a new data dir).
+        A type other than the recorded one rebuilds the index from the store in that type.
+
         Raises ``IncompatibleIndexError`` if the directory was built with another model or dimension
         (or the Milvus collection belongs to another data dir), and ``DataDirInUseError`` if another
         process has it open.
         """
-        if index_type not in INDEX_TYPES:
+        if index_type and index_type not in INDEX_TYPES:
             raise ValueError(f"index_type must be one of {', '.join(INDEX_TYPES)}; got {index_type!r}")
         if vector_backend not in VECTOR_BACKENDS:
             raise ValueError(
@@ -168,6 +178,9 @@ class Storage:
         store: ArticleStoreBase | None = None
         try:
             manifest = _check_manifest(data_dir, model_name=model_name, dimension=dimension)
+            # Following the data dir by default: a restart that forgets --index-type must not replace a
+            # trained million-vector IVF index with a flat one (a rebuild, and the trained lists lost).
+            index_type = index_type or _recorded_index_type(manifest)
             store = _open_store(data_dir, store_url, dimension)
             with store.reconcile_lock():
                 _check_store_meta(store, data_dir, model_name=model_name, dimension=dimension)
@@ -414,6 +427,12 @@ class Storage:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _recorded_index_type(manifest: Manifest | None) -> str:
+    if manifest is not None and manifest.index_type in INDEX_TYPES:
+        return manifest.index_type
+    return DEFAULT_INDEX_TYPE
 
 
 def _check_manifest(data_dir: Path, *, model_name: str, dimension: int) -> Manifest | None:

@@ -87,6 +87,8 @@ log = logging.getLogger(__name__)
 _faiss: Any = faiss
 
 INDEX_TYPES = ("flat", "hnsw", "ivf-sq8")
+# A new data dir's type when none is configured (an existing one keeps the type it records).
+DEFAULT_INDEX_TYPE = "flat"
 # IVF training: k-means points per list and iterations; vectors decoded per step of a regrow.
 _TRAIN_POINTS_PER_LIST = 64
 _KMEANS_ITERATIONS = 10
