@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rewrite_detector_server.evaluation.doclevel import best_f1, roc_auc
+from rewrite_detector_server.evaluation.doclevel import auc_loss, best_f1, roc_auc
 from rewrite_detector_server.evaluation.plagdet import (
     Annotation,
     case_recall,
@@ -266,3 +266,39 @@ def test_roc_auc_matches_pairwise_definition(rows: list[tuple[bool, float]]) -> 
     labels, scores = [y for y, _ in rows], [s for _, s in rows]
     expected = _pairwise_auc(labels, scores) if 0 < sum(labels) < len(labels) else None
     assert roc_auc(labels, scores) == (pytest.approx(expected, abs=1e-12) if expected is not None else None)
+
+
+def test_auc_loss_splits_the_loss_by_kind_of_negative() -> None:
+    labels = [True, False, True, True, False, False, True, False]
+    scores = [0.9, 0.8, 0.8, 0.3, 0.3, 0.1, 0.0, 0.0]
+    detected = [True, True, True, True, False, False, False, False]
+    loss = auc_loss(labels, scores, detected)
+    assert loss is not None
+    # By hand, of 16 pairs: the detected negative at 0.8 outranks 0.3 and 0.0, ties 0.8 (2.5); the
+    # context-only ones at 0.3 and 0.1 cost 1.5 and 1; the one at 0.0 ties the positive at 0.0 (0.5).
+    assert loss.negatives_detected == pytest.approx(2.5 / 16)
+    assert loss.negatives_context_only == pytest.approx(2.5 / 16)
+    assert loss.negatives_tied_at_zero == pytest.approx(0.5 / 16)
+    assert loss.loss == pytest.approx(1 - 0.65625)
+    assert loss.costs == (None, pytest.approx(2.5 / 16), None, None, 1.5 / 16, 1 / 16, None, 0.5 / 16)
+    assert auc_loss([True], [0.5], [False]) is None
+    with pytest.raises(ValueError, match="detection flags"):
+        auc_loss([True, False], [0.1, 0.2], [False])
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.sampled_from([0.0, 0.1, 0.5, 1.0]), st.booleans()),
+        min_size=2,
+        max_size=12,
+    )
+)
+def test_auc_loss_adds_up_to_one_minus_the_auc(rows: list[tuple[bool, float, bool]]) -> None:
+    labels, scores, detected = [y for y, _, _ in rows], [s for _, s, _ in rows], [d for _, _, d in rows]
+    auc, loss = roc_auc(labels, scores), auc_loss(labels, scores, detected)
+    assert (auc is None) == (loss is None)
+    if auc is not None and loss is not None:
+        assert loss.loss == pytest.approx(1 - auc, abs=1e-12)
+        parts = loss.negatives_tied_at_zero + loss.negatives_detected + loss.negatives_context_only
+        assert parts == pytest.approx(loss.loss, abs=1e-12)

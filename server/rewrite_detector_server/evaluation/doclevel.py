@@ -6,11 +6,12 @@ unit tests check both against scikit-learn's roc_auc_score / f1_score.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-__all__ = ["ThresholdF1", "best_f1", "roc_auc"]
+__all__ = ["AucLoss", "ThresholdF1", "auc_loss", "best_f1", "roc_auc"]
 
 
 def roc_auc(labels: Sequence[bool], scores: Sequence[float]) -> float | None:
@@ -70,3 +71,40 @@ def best_f1(labels: Sequence[bool], scores: Sequence[float]) -> ThresholdF1 | No
             best_exact = f1
             best = ThresholdF1(float(f1), float(score), true_pos / predicted, true_pos / positives)
     return best
+
+
+@dataclass(frozen=True, slots=True)
+class AucLoss:
+    """1 − ROC-AUC split by the negatives that cause it; the three parts add up to ``loss``.
+
+    A negative's cost is the number of positives scored below it plus half of those tied with it, over
+    positives × negatives: ``costs`` holds each negative's, in input order (None for positives).
+    """
+
+    loss: float
+    negatives_tied_at_zero: float  # negatives at score 0: ties with the positives at 0
+    negatives_detected: float  # negatives with a reported detection
+    negatives_context_only: float  # negatives scored above 0 without one
+    costs: tuple[float | None, ...]
+
+
+def auc_loss(labels: Sequence[bool], scores: Sequence[float], detected: Sequence[bool]) -> AucLoss | None:
+    """Where `roc_auc(labels, scores)` loses, by kind of negative. None when either class is empty."""
+    if not len(labels) == len(scores) == len(detected):
+        raise ValueError(f"{len(labels)} labels, {len(scores)} scores, {len(detected)} detection flags")
+    positives = sorted(s for s, y in zip(scores, labels, strict=True) if y)
+    negatives = len(labels) - len(positives)
+    if not positives or negatives == 0:
+        return None
+    pairs = len(positives) * negatives
+    costs: list[float | None] = []
+    parts = [0.0, 0.0, 0.0]
+    for label, score, flagged in zip(labels, scores, detected, strict=True):
+        if label:
+            costs.append(None)
+            continue
+        below = bisect.bisect_left(positives, score)
+        cost = (below + 0.5 * (bisect.bisect_right(positives, score) - below)) / pairs
+        costs.append(cost)
+        parts[1 if flagged else 0 if score == 0.0 else 2] += cost
+    return AucLoss(sum(parts), parts[0], parts[1], parts[2], tuple(costs))
