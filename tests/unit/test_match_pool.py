@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -17,7 +18,7 @@ from rewrite_detector_server.app import build_detector
 from rewrite_detector_server.config import ConfigError, Settings, check_retrieval_settings
 from rewrite_detector_server.core.detector import Detector
 from rewrite_detector_server.core.matching import InProcessMatchRunner, MatchJob, SourceMatchResult
-from rewrite_detector_server.core.types import ArticleInput
+from rewrite_detector_server.core.types import ArticleInput, Paragraph, Role
 from rewrite_detector_server.match_pool import ProcessMatchRunner
 
 
@@ -193,3 +194,10 @@ def test_workers_exit_when_the_serving_process_is_killed() -> None:
     while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not any(_alive(pid) for pid in workers), "match workers outlived the serving process"
+
+
+@pytest.mark.parametrize("role", list(Role))
+def test_paragraphs_survive_the_pickle_a_job_goes_through(role: Role) -> None:
+    paragraph = Paragraph(index=3, start=10, end=42, text="Wire copy, word for word.", role=role)
+    copied = pickle.loads(pickle.dumps(paragraph, protocol=pickle.HIGHEST_PROTOCOL))
+    assert copied == paragraph and copied.role is role and copied.is_content == paragraph.is_content

@@ -33,6 +33,12 @@ class Paragraph:
     def is_content(self) -> bool:
         return self.role is not Role.BOILERPLATE
 
+    def __reduce__(self) -> tuple[type[Paragraph], tuple[int, int, int, str, Role]]:
+        # Every match job sent to a worker process pickles both articles' paragraphs; a frozen slots
+        # dataclass pickles through dataclasses' per-field Python getstate / setstate, this through
+        # one constructor call: a job's pickle round trip 0.86 -> 0.51 ms (seed Checks at 1M).
+        return (Paragraph, (self.index, self.start, self.end, self.text, self.role))
+
 
 @dataclass(frozen=True, slots=True)
 class Segmented:
