@@ -98,7 +98,7 @@ def auc_loss(labels: Sequence[bool], scores: Sequence[float], detected: Sequence
         return None
     pairs = len(positives) * negatives
     costs: list[float | None] = []
-    parts = [0.0, 0.0, 0.0]
+    tied_at_zero = with_detection = context_only = 0.0
     for label, score, flagged in zip(labels, scores, detected, strict=True):
         if label:
             costs.append(None)
@@ -106,5 +106,12 @@ def auc_loss(labels: Sequence[bool], scores: Sequence[float], detected: Sequence
         below = bisect.bisect_left(positives, score)
         cost = (below + 0.5 * (bisect.bisect_right(positives, score) - below)) / pairs
         costs.append(cost)
-        parts[1 if flagged else 0 if score == 0.0 else 2] += cost
-    return AucLoss(sum(parts), parts[0], parts[1], parts[2], tuple(costs))
+        if flagged:
+            with_detection += cost
+        elif score == 0.0:
+            tied_at_zero += cost
+        else:
+            context_only += cost
+    return AucLoss(
+        tied_at_zero + with_detection + context_only, tied_at_zero, with_detection, context_only, tuple(costs)
+    )
