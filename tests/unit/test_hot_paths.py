@@ -310,6 +310,22 @@ def test_a_flipped_byte_fails_the_fast_checksum(tmp_path: Path) -> None:
         FaissVectorIndex.load(path, 8, "flat")
 
 
+def _reference_covering(
+    windows: passages._SentenceWindows, wanted: set[int]
+) -> tuple[list[passages.Sentence], list[int]]:
+    """The runs holding a sentence of `wanted` as merged pseudo-sentences (their terms' counts summed),
+    and each run's first position: the windows as they were built before the numpy seed scorer."""
+    runs = []
+    firsts = windows.firsts(wanted)
+    for first in firsts:
+        members = windows.sentences[first : first + windows.size]
+        terms: Counter[str] = Counter()
+        for member in members:
+            terms.update(member.terms)
+        runs.append(passages.Sentence(members[0].start, members[-1].end, members[0].paragraph, terms))
+    return runs, firsts
+
+
 def _reference_window_seeds(
     left: passages._SentenceWindows,
     right: passages._SentenceWindows,
@@ -324,8 +340,8 @@ def _reference_window_seeds(
     if size < 2 or not unseeded_left or not unseeded_right:
         return list(found)
     added: set[tuple[int, int]] = set()
-    left_runs, left_firsts = left.covering(unseeded_left)
-    right_runs, right_firsts = right.covering(unseeded_right)
+    left_runs, left_firsts = _reference_covering(left, unseeded_left)
+    right_runs, right_firsts = _reference_covering(right, unseeded_right)
     for i, j in passages.seeds(left_runs, right_runs, weights, params):
         for a in range(left_firsts[i], left_firsts[i] + size):
             for b in range(right_firsts[j], right_firsts[j] + size):
@@ -366,3 +382,64 @@ def test_tiered_seeds_match_two_separate_window_passes(
     )
     assert passages.tiered_seeds(*windows(), weights, params, weak_params) == expected
     assert expected[0] != expected[1]  # the tiers differ, so both filters are exercised
+
+
+def _reference_scored(
+    left: Sequence[passages.Sentence],
+    right: Sequence[passages.Sentence],
+    weights: dict[str, float],
+    min_dice: float,
+    min_cosine: float,
+) -> list[tuple[int, int, float, float]]:
+    """`scored_seeds` as the per-pair loop over Counters it replaced."""
+    found = []
+    for i, sentence in enumerate(left):
+        for j, other in enumerate(right):
+            shared = len(sentence.terms.keys() & other.terms.keys())
+            if not shared:
+                continue
+            dice = 2.0 * shared / (len(sentence.terms) + len(other.terms))
+            cosine = _reference_cosine(sentence.terms, other.terms, weights)
+            if dice >= min_dice and cosine >= min_cosine:
+                found.append((i, j, dice, cosine))
+    return found
+
+
+_TERMS = st.lists(
+    st.sampled_from(["vote", "council", "budget", "rose", "mayor", "tax", "city", "888"]), max_size=9
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(_TERMS, max_size=7),
+    st.lists(_TERMS, max_size=7),
+    st.sampled_from([(0.0, 0.0), (0.25, 0.25), (0.33, 0.33), (0.5, 0.2)]),
+    st.integers(2, 3),
+)
+def test_numpy_seed_scores_match_the_per_pair_loop(
+    left_terms: list[list[str]], right_terms: list[list[str]], minimums: tuple[float, float], size: int
+) -> None:
+    def sentences(term_lists: list[list[str]]) -> list[passages.Sentence]:
+        return [passages.Sentence(k, k + 1, k, Counter(terms)) for k, terms in enumerate(term_lists) if terms]
+
+    left, right = sentences(left_terms), sentences(right_terms)
+    weights = passages._weights(left, right)
+    got = passages.scored_seeds(left, right, weights, *minimums)
+    want = _reference_scored(left, right, weights, *minimums)
+    assert [(i, j, dice) for i, j, dice, _ in got] == [(i, j, dice) for i, j, dice, _ in want]
+    assert [cosine for *_, cosine in got] == pytest.approx([cosine for *_, cosine in want], rel=1e-12)
+    # Windows of `size` sentences: the runs' summed counts, scored the same way.
+    windows = passages._SentenceWindows(left, size), passages._SentenceWindows(right, size)
+    everything = (set(range(len(left))), set(range(len(right))))
+    scorer = passages._SeedScorer(left, right, weights)
+    got_windows = passages._window_matches(*windows, scorer, everything, *minimums)
+    (left_runs, left_firsts), (right_runs, right_firsts) = (
+        _reference_covering(w, wanted) for w, wanted in zip(windows, everything, strict=True)
+    )
+    want_windows = [
+        (left_firsts[i], right_firsts[j], dice, cosine)
+        for i, j, dice, cosine in _reference_scored(left_runs, right_runs, weights, *minimums)
+    ]
+    assert [m[:3] for m in got_windows] == [m[:3] for m in want_windows]
+    assert [m[3] for m in got_windows] == pytest.approx([m[3] for m in want_windows], rel=1e-12)

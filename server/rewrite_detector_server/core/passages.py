@@ -415,16 +415,6 @@ class _SentenceWindows:
             if not wanted.isdisjoint(range(first, first + self.size))
         ]
 
-    def covering(self, wanted: set[int]) -> tuple[list[Sentence], list[int]]:
-        """The runs holding at least one sentence of `wanted`, as merged pseudo-sentences, and the
-        position of each run's first sentence."""
-        runs, firsts = [], self.firsts(wanted)
-        for first in firsts:
-            members = self.sentences[first : first + self.size]
-            terms = Counter(itertools.chain.from_iterable(s.terms.elements() for s in members))
-            runs.append(Sentence(members[0].start, members[-1].end, members[0].paragraph, terms))
-        return runs, firsts
-
 
 def tiered_seeds(
     left: _SentenceWindows,
