@@ -113,12 +113,14 @@ def _reference_cosine(a: Counter[str], b: Counter[str], weights: dict[str, float
     return dot / (norm_a * norm_b)
 
 
-def _reference_seeds(
+def _reference_scored(
     left: Sequence[passages.Sentence],
     right: Sequence[passages.Sentence],
     weights: dict[str, float],
-    params: passages.PassageParams,
-) -> list[tuple[int, int]]:
+    min_dice: float,
+    min_cosine: float,
+) -> list[tuple[int, int, float, float]]:
+    """`scored_seeds` as the per-pair loop over Counters it replaced."""
     found = []
     for i, sentence in enumerate(left):
         for j, other in enumerate(right):
@@ -126,11 +128,21 @@ def _reference_seeds(
             if not shared:
                 continue
             dice = 2.0 * shared / (len(sentence.terms) + len(other.terms))
-            if dice >= params.seed_dice and _reference_cosine(sentence.terms, other.terms, weights) >= (
-                params.seed_cosine
-            ):
-                found.append((i, j))
+            cosine = _reference_cosine(sentence.terms, other.terms, weights)
+            if dice >= min_dice and cosine >= min_cosine:
+                found.append((i, j, dice, cosine))
     return found
+
+
+def _reference_seeds(
+    left: Sequence[passages.Sentence],
+    right: Sequence[passages.Sentence],
+    weights: dict[str, float],
+    params: passages.PassageParams,
+) -> list[tuple[int, int]]:
+    return [
+        (i, j) for i, j, _, _ in _reference_scored(left, right, weights, params.seed_dice, params.seed_cosine)
+    ]
 
 
 _ARTICLE_A = (
@@ -382,27 +394,6 @@ def test_tiered_seeds_match_two_separate_window_passes(
     )
     assert passages.tiered_seeds(*windows(), weights, params, weak_params) == expected
     assert expected[0] != expected[1]  # the tiers differ, so both filters are exercised
-
-
-def _reference_scored(
-    left: Sequence[passages.Sentence],
-    right: Sequence[passages.Sentence],
-    weights: dict[str, float],
-    min_dice: float,
-    min_cosine: float,
-) -> list[tuple[int, int, float, float]]:
-    """`scored_seeds` as the per-pair loop over Counters it replaced."""
-    found = []
-    for i, sentence in enumerate(left):
-        for j, other in enumerate(right):
-            shared = len(sentence.terms.keys() & other.terms.keys())
-            if not shared:
-                continue
-            dice = 2.0 * shared / (len(sentence.terms) + len(other.terms))
-            cosine = _reference_cosine(sentence.terms, other.terms, weights)
-            if dice >= min_dice and cosine >= min_cosine:
-                found.append((i, j, dice, cosine))
-    return found
 
 
 _TERMS = st.lists(
