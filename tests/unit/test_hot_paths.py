@@ -434,3 +434,21 @@ def test_numpy_seed_scores_match_the_per_pair_loop(
     ]
     assert [m[:3] for m in got_windows] == [m[:3] for m in want_windows]
     assert [m[3] for m in got_windows] == pytest.approx([m[3] for m in want_windows], rel=1e-12)
+
+
+def test_seed_scores_are_the_same_in_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    spun, original = (
+        next((Path(__file__).parents[2] / "seeds").glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
+        for prefix in ("000", "001")
+    )
+    left = passages.sentences(spun, _paragraphs(spun))
+    right = passages.sentences(original, _paragraphs(original))
+    weights = passages._weights(left, right)
+    whole = passages.scored_seeds(left, right, weights, 0.1, 0.1)
+    monkeypatch.setattr(passages, "_SCORED_ROWS_PER_BLOCK", 3)  # len(left) is not a multiple of 3
+    blocked = passages.scored_seeds(left, right, weights, 0.1, 0.1)
+    want = _reference_scored(left, right, weights, 0.1, 0.1)
+    assert len(left) % 3 and len(want) > 20
+    for got in (whole, blocked):  # a block's shared terms set the summation order: last bits only
+        assert [g[:3] for g in got] == [w[:3] for w in want]
+        assert [g[3] for g in got] == pytest.approx([w[3] for w in want], rel=1e-12)

@@ -290,6 +290,9 @@ def scored_seeds(
     return scorer.scored(scorer.left, scorer.right, min_dice, min_cosine)
 
 
+_SCORED_ROWS_PER_BLOCK = 256
+
+
 @dataclass(frozen=True, slots=True)
 class _TermRows:
     """Rows of term counts (sentences, or runs of them) as flat entry arrays ordered by row: entry k is
@@ -314,6 +317,17 @@ class _TermRows:
             np.repeat(np.arange(len(sentences_)), lengths),
             len(sentences_),
             np.concatenate(([0], np.cumsum(lengths))),
+        )
+
+    def block(self, first: int, stop: int) -> _TermRows:
+        """Rows `first` to `stop` (exclusive), renumbered from 0."""
+        begin, end = int(self.starts[first]), int(self.starts[stop])
+        return _TermRows(
+            self.columns[begin:end],
+            self.counts[begin:end],
+            self.rows[begin:end] - first,
+            stop - first,
+            self.starts[first : stop + 1] - begin,
         )
 
     def windows(self, firsts: Sequence[int], size: int, width: int) -> _TermRows:
@@ -362,6 +376,22 @@ class _SeedScorer:
     ) -> list[tuple[int, int, float, float]]:
         """Row pairs (i, j, Dice, cosine) sharing a term whose Dice and cosine reach the minimums, in
         (i, j) order. Dice counts distinct terms; the cosine weighs each count by its term's weight."""
+        found: list[tuple[int, int, float, float]] = []
+        # Blocks of left rows bound the dense arrays (rows x the other side's rows, and rows x shared
+        # terms) for the longest texts the limits allow.
+        for first in range(0, left.size, _SCORED_ROWS_PER_BLOCK):
+            stop = min(left.size, first + _SCORED_ROWS_PER_BLOCK)
+            found.extend(
+                (first + i, j, dice, cosine)
+                for i, j, dice, cosine in self._scored_block(
+                    left.block(first, stop), right, min_dice, min_cosine
+                )
+            )
+        return found
+
+    def _scored_block(
+        self, left: _TermRows, right: _TermRows, min_dice: float, min_cosine: float
+    ) -> list[tuple[int, int, float, float]]:
         if left.size == 0 or right.size == 0:
             return []
         present = np.zeros((2, self.width), dtype=bool)
