@@ -367,6 +367,20 @@ def _reference_window_seeds(
     return sorted({*found, *added})
 
 
+def _spun_and_original_sentences() -> tuple[
+    list[passages.Sentence], list[passages.Sentence], dict[str, float]
+]:
+    """Seed 000 (a machine-spun rewrite of 001) and 001 as sentences, and their term weights: sentences
+    match at every strength."""
+    spun, original = (
+        next((Path(__file__).parents[2] / "seeds").glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
+        for prefix in ("000", "001")
+    )
+    left = passages.sentences(spun, _paragraphs(spun))
+    right = passages.sentences(original, _paragraphs(original))
+    return left, right, passages._weights(left, right)
+
+
 @pytest.mark.parametrize(
     ("full", "weak"),
     [((0.33, 0.30), (0.25, 0.25)), ((0.5, 0.5), (0.1, 0.1)), ((0.45, 0.4), (0.3, 0.2))],
@@ -374,14 +388,7 @@ def _reference_window_seeds(
 def test_tiered_seeds_match_two_separate_window_passes(
     full: tuple[float, float], weak: tuple[float, float]
 ) -> None:
-    # Seed 000 is a machine-spun rewrite of 001: sentences match at every strength.
-    spun, original = (
-        next((Path(__file__).parents[2] / "seeds").glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
-        for prefix in ("000", "001")
-    )
-    left = passages.sentences(spun, _paragraphs(spun))
-    right = passages.sentences(original, _paragraphs(original))
-    weights = passages._weights(left, right)
+    left, right, weights = _spun_and_original_sentences()
     params = passages.PassageParams(seed_cosine=full[0], seed_dice=full[1])
     weak_params = passages.PassageParams(seed_cosine=weak[0], seed_dice=weak[1])
 
@@ -437,13 +444,7 @@ def test_numpy_seed_scores_match_the_per_pair_loop(
 
 
 def test_seed_scores_are_the_same_in_blocks_of_rows(monkeypatch: pytest.MonkeyPatch) -> None:
-    spun, original = (
-        next((Path(__file__).parents[2] / "seeds").glob(f"{prefix}_*.txt")).read_text(encoding="utf-8")
-        for prefix in ("000", "001")
-    )
-    left = passages.sentences(spun, _paragraphs(spun))
-    right = passages.sentences(original, _paragraphs(original))
-    weights = passages._weights(left, right)
+    left, right, weights = _spun_and_original_sentences()
     whole = passages.scored_seeds(left, right, weights, 0.1, 0.1)
     monkeypatch.setattr(passages, "_SCORED_ROWS_PER_BLOCK", 3)  # len(left) is not a multiple of 3
     blocked = passages.scored_seeds(left, right, weights, 0.1, 0.1)
